@@ -1,0 +1,43 @@
+"""``%llm``: what the registry holds, and model sizes."""
+
+from __future__ import annotations
+
+from IPython.core.magic import Magics, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+
+from .. import catalog, sizing
+from ._util import user_errors
+
+SUBCOMMANDS = ("plugins", "models", "loaders", "splitters", "embedders", "stores", "backends", "chain-types", "parsers", "callbacks", "size", "settings")
+
+
+@magics_class
+class LLMCommandMagics(Magics):
+    @magic_arguments()
+    @argument("command", nargs="?", default="plugins", help=f"One of: {', '.join(SUBCOMMANDS)}.")
+    @argument("preset", nargs="?", help="For size: a preset such as gpt2, gpt3, llama2-7b, smollm2-135m.")
+    @argument("--layers", type=int, help="For size: number of transformer blocks.")
+    @argument("--heads", type=int, help="For size: attention heads per block.")
+    @argument("--head-dim", type=int, help="For size: dimensions per head (d_model = heads × head_dim).")
+    @argument("--vocab", type=int, help="For size: vocabulary size.")
+    @argument("--context", type=int, help="For size: context length (learned positions, KV cache).")
+    @argument("--ffn", type=int, help="For size: feed-forward width (default 4 × d_model).")
+    @line_magic
+    @user_errors
+    def llm(self, line=""):
+        """List what the plugin registry holds, or work out a model's size.
+
+        Examples::
+
+            %llm plugins
+            %llm models
+            %llm size gpt3
+            %llm size --layers 96 --heads 96 --head-dim 128
+        """
+        args = parse_argstring(self.llm, line)
+        command = args.command.replace("_", "-")
+        if command == "size":
+            dims = {"n_layer": args.layers, "n_head": args.heads, "head_dim": args.head_dim, "vocab_size": args.vocab, "n_ctx": args.context, "d_ff": args.ffn}
+            dims = {k: v for k, v in dims.items() if v is not None}
+            return sizing.size(args.preset, **dims)
+        return catalog.listing(command)

