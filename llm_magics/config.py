@@ -62,7 +62,7 @@ def settings() -> LLMMagics:
         return _settings
 
 
-def use(instance: LLMMagics) -> None:
+def use(instance: LLMMagics | None) -> None:
     """Make ``instance`` the settings in force (the extension passes its shell-parented one)."""
     global _settings
     with _lock:

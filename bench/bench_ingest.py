@@ -1,0 +1,384 @@
+"""Ingest benchmark: our ``Index.add`` against the usual LangChain pipeline, same run.
+
+    .venv/bin/python bench/bench_ingest.py            # 5 alternating repeats, writes bench/results_ingest.md
+    .venv/bin/python bench/bench_ingest.py --smoke    # a tiny run to keep the script working (CI)
+    .venv/bin/python bench/bench_ingest.py --sweep    # retrieval quality of candidate default splitters
+
+Corpus: real HTML and PDF from two Debian documentation packages, ``developers-reference``
+(one HTML file per chapter plus the same book as a PDF) and ``maint-guide`` (HTML chapters
+plus PDF). If the cache folder is missing, the script fetches them itself with
+``apt-get download developers-reference maint-guide`` and unpacks them with ``dpkg -x``
+into ``$LLM_MAGICS_BENCH_CACHE`` (default ``~/.cache/llm_magics/bench``), outside git.
+
+Both sides do the same work with the same embedder object (the default, all-MiniLM-L6-v2
+on our runtime), the same thread count and the same files, ingesting from scratch into a
+fresh persistent Chroma folder each repeat:
+
+* ours: ``Index(store="chroma").add(folder, recursive=True)`` with our defaults;
+* peer: LangChain's ``BSHTMLLoader`` and ``PyPDFLoader`` (langchain-community),
+  ``RecursiveCharacterTextSplitter(chunk_size=1000, chunk_overlap=200)``
+  (langchain-text-splitters) and ``langchain_chroma.Chroma.from_documents`` with an
+  ``Embeddings`` wrapper around the same embedder.
+
+Questions are built automatically from the HTML, independently of either pipeline:
+
+* heading questions: each h2-h4 section heading (section number stripped, at least three
+  words, unique) is a query; the gold is the section's first paragraph of prose;
+* sentence questions: a seeded sample of paragraphs of at least 200 characters; the query
+  is the paragraph's first sentence, the gold is the rest of the paragraph.
+
+A retrieved chunk is a hit when it contains a 60-character piece of the gold text, after
+both are lower-cased and reduced to letters and digits. The gold is text, not a file, so a
+chunk from the HTML and one from the PDF of the same book count alike, and neither
+pipeline's chunking or metadata enters the judgement. Scores: hit@1, hit@5 and MRR@5.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import random
+import re
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+PACKAGES = ("developers-reference", "maint-guide")
+CACHE = Path(os.environ.get("LLM_MAGICS_BENCH_CACHE", Path.home() / ".cache" / "llm_magics" / "bench"))
+
+
+# ---------------------------------------------------------------------------
+# Corpus
+# ---------------------------------------------------------------------------
+
+
+def corpus(cache: Path = CACHE) -> Path:
+    """The folder of HTML and PDF files, fetched and unpacked on first use."""
+    folder = cache / "debian-docs"
+    if folder.is_dir() and any(folder.iterdir()):
+        return folder
+    extracted = cache / "extracted"
+    debs = cache / "debs"
+    debs.mkdir(parents=True, exist_ok=True)
+    if not list(debs.glob("*.deb")):
+        print(f"Fetching {', '.join(PACKAGES)} with apt-get download into {debs} ...", file=sys.stderr)
+        subprocess.run(["apt-get", "download", *PACKAGES], cwd=debs, check=True)
+    for deb in debs.glob("*.deb"):
+        subprocess.run(["dpkg", "-x", str(deb), str(extracted)], check=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    dev = extracted / "usr/share/developers-reference"
+    for f in sorted(dev.glob("*.html")):
+        if f.name not in ("developers-reference.html", "search.html", "index.html"):  # the one-page copy and the TOC
+            shutil.copy(f, folder / f"devref-{f.name}")
+    shutil.copy(dev / "developers-reference.pdf", folder / "devref.pdf")
+    mg = extracted / "usr/share/doc/maint-guide"
+    for f in sorted((mg / "html").glob("*.en.html")):
+        if f.name != "index.en.html":
+            shutil.copy(f, folder / f"maint-guide-{f.name}")
+    shutil.copy(mg / "maint-guide.en.pdf", folder / "maint-guide.pdf")
+    return folder
+
+
+# ---------------------------------------------------------------------------
+# Questions
+# ---------------------------------------------------------------------------
+
+
+def norm(text: str) -> str:
+    return " ".join(re.sub(r"[^0-9a-z]+", " ", text.lower()).split())
+
+
+_SECTION_NUMBER = re.compile(r"^\s*(?:[A-Z]\.)?[\d.]+\s+")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z])")
+
+
+def questions(folder: Path, n_sentences: int = 150, seed: int = 0) -> list[dict]:
+    """Heading and first-sentence questions with text gold, built from the HTML files."""
+    from bs4 import BeautifulSoup
+
+    out, seen = [], set()
+    paragraphs = []
+    for f in sorted(folder.glob("*.html")):
+        soup = BeautifulSoup(f.read_text(encoding="utf-8", errors="replace"), "html.parser")
+        for tag in soup(["script", "style"]):
+            tag.decompose()
+        for h in soup.find_all(["h2", "h3", "h4"]):
+            heading = " ".join(_SECTION_NUMBER.sub("", h.get_text(" ").replace("\u00b6", "")).split())
+            body = []
+            for sib in h.find_all_next(["p", "h1", "h2", "h3", "h4"]):
+                if sib.name != "p":
+                    break
+                text = " ".join(sib.get_text(" ").split())
+                if len(text) >= 80:
+                    body.append(text)
+                    break
+            if len(heading.split()) >= 3 and body and heading.lower() not in seen:
+                seen.add(heading.lower())
+                out.append({"kind": "heading", "query": heading, "gold": body[0][:400], "file": f.name})
+        for p in soup.find_all("p"):
+            text = " ".join(p.get_text(" ").split())
+            if len(text) >= 200:
+                paragraphs.append((f.name, text))
+    rng = random.Random(seed)
+    rng.shuffle(paragraphs)
+    for name, text in paragraphs:
+        if sum(q["kind"] == "sentence" for q in out) >= n_sentences:
+            break
+        parts = _SENTENCE_END.split(text, maxsplit=1)
+        if len(parts) < 2:
+            continue
+        first, rest = parts
+        if not 8 <= len(first.split()) <= 40 or len(norm(rest)) < 80:
+            continue
+        out.append({"kind": "sentence", "query": first, "gold": rest[:400], "file": name})
+    return out
+
+
+def pieces(gold: str, width: int = 60) -> list[str]:
+    text = norm(gold)
+    if len(text) <= width:
+        return [text]
+    starts = [0] + [m.end() for m in re.finditer(" ", text) if m.end() + width <= len(text)]
+    return [text[s : s + width] for s in starts[:40]]
+
+
+def score(results: list[list[str]], qs: list[dict]) -> dict:
+    """hit@1, hit@5, MRR@5 overall and per question kind."""
+    rows = {}
+    for kind in ("all", "heading", "sentence"):
+        ranks = []
+        for hits, q in zip(results, qs):
+            if kind != "all" and q["kind"] != kind:
+                continue
+            wanted = pieces(q["gold"])
+            rank = next((i + 1 for i, text in enumerate(hits) if any(w in norm(text) for w in wanted)), None)
+            ranks.append(rank)
+        n = len(ranks) or 1
+        rows[kind] = {
+            "n": len(ranks),
+            "hit@1": sum(r == 1 for r in ranks) / n,
+            "hit@5": sum(r is not None and r <= 5 for r in ranks) / n,
+            "mrr@5": sum(1 / r for r in ranks if r is not None and r <= 5) / n,
+        }
+    return rows
+
+
+# ---------------------------------------------------------------------------
+# The two pipelines
+# ---------------------------------------------------------------------------
+
+
+def run_ours(folder: Path, store_dir: Path, embedder, **add_options):
+    from llm_magics.index import Index
+
+    t0 = time.perf_counter()
+    index = Index(collection="bench", store="chroma", embedder=embedder, path=str(store_dir))
+    report = index.add(str(folder), recursive=True, progress=False, **add_options)
+    seconds = time.perf_counter() - t0
+    return seconds, report.chunks_added, index
+
+
+def langchain_embeddings(embedder):
+    from langchain_core.embeddings import Embeddings
+
+    class SameEmbedder(Embeddings):
+        """LangChain's Embeddings interface over the very embedder our side uses."""
+
+        def embed_documents(self, texts):
+            return embedder.embed(list(texts)).tolist()
+
+        def embed_query(self, text):
+            return embedder.embed_query(text).tolist()
+
+    return SameEmbedder()
+
+
+def run_langchain(folder: Path, store_dir: Path, embedder):
+    import warnings
+
+    from langchain_chroma import Chroma
+    from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from langchain_community.document_loaders import BSHTMLLoader, PyPDFLoader
+
+    t0 = time.perf_counter()
+    docs = []
+    for f in sorted(folder.iterdir()):
+        if f.suffix == ".html":
+            # lxml is not installed here; html.parser is BeautifulSoup's built-in parser.
+            docs.extend(BSHTMLLoader(str(f), open_encoding="utf-8", bs_kwargs={"features": "html.parser"}).load())
+        elif f.suffix == ".pdf":
+            docs.extend(PyPDFLoader(str(f)).load())
+    chunks = RecursiveCharacterTextSplitter(chunk_size=1000, chunk_overlap=200, add_start_index=True).split_documents(docs)
+    db = Chroma.from_documents(chunks, langchain_embeddings(embedder), collection_name="bench", persist_directory=str(store_dir))
+    seconds = time.perf_counter() - t0
+    return seconds, len(chunks), db
+
+
+def retrieve_ours(index, qs, k=5):
+    return [[h.text for h in index.search(q["query"], k=k)] for q in qs]
+
+
+def retrieve_langchain(db, qs, k=5):
+    return [[d.page_content for d in db.similarity_search(q["query"], k=k)] for q in qs]
+
+
+# ---------------------------------------------------------------------------
+# Main
+# ---------------------------------------------------------------------------
+
+
+def input_bytes(folder: Path) -> int:
+    return sum(f.stat().st_size for f in folder.iterdir() if f.is_file())
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--repeats", type=int, default=5, help="alternating timed runs per side (median reported)")
+    ap.add_argument("--questions", type=int, default=150, help="sentence questions (heading questions: all that qualify)")
+    ap.add_argument("--smoke", action="store_true", help="two files, one repeat, no results file")
+    ap.add_argument("--sweep", action="store_true", help="retrieval quality of candidate splitter settings (ours), then exit")
+    ap.add_argument("--out", default=str(HERE / "results_ingest.md"))
+    args = ap.parse_args(argv)
+
+    import torch
+
+    from llm_magics import config
+    from llm_magics.embedders import get_embedder
+
+    torch.set_num_threads(2)
+    os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+    folder = corpus()
+    work = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
+    if args.smoke:
+        small = work / "corpus"
+        small.mkdir()
+        for name in sorted(os.listdir(folder))[:1] + ["maint-guide.pdf"]:
+            shutil.copy(folder / name, small / name)
+        folder, args.repeats, args.questions = small, 1, 10
+
+    embedder = get_embedder()
+    t0 = time.perf_counter()
+    embedder.embed(["warm up the model"])
+    load_seconds = time.perf_counter() - t0
+    qs = questions(folder, args.questions)
+    s = config.settings()
+    ours_defaults = {"splitter": s.splitter, "chunk_size": s.chunk_size, "chunk_overlap": s.chunk_overlap}
+    print(f"corpus {folder}: {len(os.listdir(folder))} files, {input_bytes(folder) / 1e6:.2f} MB; {len(qs)} questions; embedder {embedder.identity} (load {load_seconds:.1f} s)")
+
+    if args.sweep:
+        return sweep(folder, work, embedder, qs)
+
+    # Warm-up: one small ingest on each side (imports, first Chroma client, model caches).
+    warm = work / "warm"
+    warm.mkdir()
+    shutil.copy(sorted(folder.glob("*.html"))[0], warm)
+    run_ours(warm, work / "warm-ours", embedder)
+    run_langchain(warm, work / "warm-peer", embedder)
+
+    ours, peer = [], []
+    index = db = None
+    for i in range(args.repeats):
+        for side in ("ours", "peer"):
+            gc.collect()
+            if side == "ours":
+                seconds, n, index = run_ours(folder, work / f"ours-{i}", embedder)
+                ours.append((seconds, n))
+            else:
+                seconds, n, db = run_langchain(folder, work / f"peer-{i}", embedder)
+                peer.append((seconds, n))
+            print(f"  repeat {i + 1} {side}: {n} chunks in {seconds:.1f} s = {n / seconds:.1f} chunks/s", flush=True)
+
+    t0 = time.perf_counter()
+    q_ours = score(retrieve_ours(index, qs), qs)
+    ours_query_ms = (time.perf_counter() - t0) / len(qs) * 1000
+    t0 = time.perf_counter()
+    q_peer = score(retrieve_langchain(db, qs), qs)
+    peer_query_ms = (time.perf_counter() - t0) / len(qs) * 1000
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    mb = input_bytes(folder) / 1e6
+    med = lambda runs: statistics.median(s for s, _ in runs)  # noqa: E731
+    chunks_o, chunks_p = ours[-1][1], peer[-1][1]
+    rate_o = statistics.median(n / s for s, n in ours)
+    rate_p = statistics.median(n / s for s, n in peer)
+    rows = [
+        ("chunks stored", f"{chunks_o}", f"{chunks_p}", ""),
+        ("seconds, end to end (median)", f"{med(ours):.1f}", f"{med(peer):.1f}", f"{med(peer) / med(ours):.2f}x faster"),
+        ("chunks/s (median)", f"{rate_o:.1f}", f"{rate_p:.1f}", f"{rate_o / rate_p:.2f}x"),
+        ("input MB/s (median)", f"{mb / med(ours):.3f}", f"{mb / med(peer):.3f}", f"{med(peer) / med(ours):.2f}x"),
+    ]
+    for kind in ("all", "heading", "sentence"):
+        for metric in ("hit@1", "hit@5", "mrr@5"):
+            a, b = q_ours[kind][metric], q_peer[kind][metric]
+            rows.append((f"{metric}, {kind} questions (n={q_ours[kind]['n']})", f"{a:.3f}", f"{b:.3f}", f"{a - b:+.3f}"))
+    rows.append(("query latency, ms (mean of all questions)", f"{ours_query_ms:.1f}", f"{peer_query_ms:.1f}", f"{peer_query_ms / ours_query_ms:.2f}x"))
+
+    command = "python bench/bench_ingest.py" + (" " + " ".join(argv if argv is not None else sys.argv[1:])).rstrip()
+    header = [
+        f"# Ingest benchmark ({date.today().isoformat()})",
+        "",
+        f"Command: `{command.strip()}`",
+        "",
+        f"Corpus: {len(os.listdir(folder))} files ({mb:.2f} MB) of HTML and PDF from the Debian packages {', '.join(PACKAGES)}; "
+        f"{len(qs)} automatic questions (see the script's docstring for how they are built and judged). "
+        f"Embedder for both sides: {embedder.identity}, model load {load_seconds:.1f} s (not timed below). "
+        f"torch threads: {torch.get_num_threads()}. Median of {args.repeats} alternating repeats after a warm-up; "
+        f"each repeat ingests from scratch into a fresh persistent Chroma folder. Peak RSS of the whole process: {peak_mb:.0f} MB.",
+        "",
+        f"Ours: `Index.add` with splitter={ours_defaults['splitter']}, chunk_size={ours_defaults['chunk_size']}, chunk_overlap={ours_defaults['chunk_overlap']}. "
+        "Peer: LangChain BSHTMLLoader + PyPDFLoader, RecursiveCharacterTextSplitter(1000, 200), langchain_chroma.Chroma.from_documents.",
+        "",
+        "| measure | ours | LangChain | ratio / difference |",
+        "| --- | --- | --- | --- |",
+    ]
+    table = "\n".join(header + [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows])
+    print(table)
+    if not args.smoke:
+        Path(args.out).write_text(table + "\n")
+        print(f"wrote {args.out}")
+    shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+SWEEP = [
+    {"splitter": "recursive", "chunk_size": 1000, "chunk_overlap": 200},
+    {"splitter": "recursive", "chunk_size": 600, "chunk_overlap": 100},
+    {"splitter": "recursive", "chunk_size": 400, "chunk_overlap": 60},
+    {"splitter": "recursive", "chunk_size": 300, "chunk_overlap": 50},
+    {"splitter": "markdown", "chunk_size": 400, "chunk_overlap": 60},
+    {"splitter": "token", "chunk_size": 128, "chunk_overlap": 16},
+    {"splitter": "token", "chunk_size": 254, "chunk_overlap": 32},
+]
+
+
+def sweep(folder: Path, work: Path, embedder, qs) -> int:
+    print("| splitter | chunk_size | chunk_overlap | chunks | seconds | hit@1 | hit@5 | mrr@5 | hit@5 heading | hit@5 sentence |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for i, opts in enumerate(SWEEP):
+        seconds, n, index = run_ours(folder, work / f"sweep-{i}", embedder, **opts)
+        q = score(retrieve_ours(index, qs), qs)
+        a = q["all"]
+        print(
+            f"| {opts['splitter']} | {opts['chunk_size']} | {opts['chunk_overlap']} | {n} | {seconds:.1f} | {a['hit@1']:.3f} | {a['hit@5']:.3f} | {a['mrr@5']:.3f} "
+            f"| {q['heading']['hit@5']:.3f} | {q['sentence']['hit@5']:.3f} |",
+            flush=True,
+        )
+    shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,372 @@
+"""``ask``: a grounded answer to a question about an ``Index``, with numbered citations.
+
+The flow: retrieve the top-k hits, keep those above ``LLMMagics.score_threshold``, let a
+chain type (``stuff`` by default) build prompts and call the model, parse the reply,
+check that it comes from the sources, and remember the turn. ``%%ask`` is a thin layer
+over this function; a script calls it directly::
+
+    from llm_magics import ask
+    a = ask("What does the report say about costs?", collection="reports")
+    a.answer, a.sources[0].source, a.timings["first_token"]
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from html import escape
+from typing import Any, Callable, Sequence
+
+from . import memory as memory_mod
+from .backends.base import Backend, GenerationParams, Usage
+from .chains import LLM, ChainResult, get_chain_type, grounding, prompts
+from .documents import Hit
+from .errors import UsageError
+
+#: ``memory=DEFAULT``: the session's memory (per collection, or per ``session``).
+DEFAULT: Any = ...
+
+
+@dataclass
+class Source:
+    """One numbered citation: where a chunk came from, how close it was, and its text."""
+
+    number: int
+    source: str
+    text: str
+    score: float
+    page: int | None = None
+    start_index: int | None = None
+    chunk_id: str | None = None
+    cited: bool = False
+    metadata: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_hit(cls, number: int, hit: Hit) -> "Source":
+        md = hit.metadata or {}
+        return cls(number, md.get("source", ""), hit.text, float(hit.score), md.get("page"), md.get("start_index"), hit.id, metadata=dict(md))
+
+    @property
+    def label(self) -> str:
+        """``report.pdf, p. 3, chars 1200+``."""
+        parts = [self.source or "(unknown source)"]
+        if self.page is not None:
+            parts.append(f"p. {self.page}")
+        if self.start_index is not None:
+            parts.append(f"chars {self.start_index}+")
+        return ", ".join(parts)
+
+    def __str__(self) -> str:
+        return f"[{self.number}] {self.label} (score {self.score:.2f})"
+
+
+@dataclass
+class Answer:
+    """What ``ask`` returns; ``str(answer)`` is the answer text.
+
+    ``sources`` are the chunks the model saw, numbered as in the prompts (``cited`` marks
+    those the answer draws on); ``dropped`` did not fit the context window. ``grounded`` is
+    False when retrieval found nothing relevant or the reply is not supported by the
+    sources; ``note`` says why, and ``raw`` keeps the model's own words.
+    """
+
+    question: str
+    answer: str
+    sources: list[Source] = field(default_factory=list)
+    prompts: list[dict] = field(default_factory=list)
+    usage: Usage = field(default_factory=Usage)
+    timings: dict[str, float] = field(default_factory=dict)
+    chain_type: str | None = None
+    dropped: list[Source] = field(default_factory=list)
+    model: str = ""
+    parsed: Any = None
+    parse_error: str | None = None
+    grounded: bool = True
+    note: str = ""
+    raw: str = ""
+    interrupted: bool = False
+    extras: dict = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return self.answer
+
+    @property
+    def cited(self) -> list[Source]:
+        return [s for s in self.sources if s.cited]
+
+    @property
+    def marks(self) -> str:
+        """``[1][3]``: the citation marks of the sources the answer draws on."""
+        return "".join(f"[{s.number}]" for s in self.cited)
+
+    def _notes(self) -> list[str]:
+        notes = [self.note] if self.note else []
+        if self.parse_error:
+            notes.append(f"Could not parse the reply as {self.extras.get('format', 'the format asked')}: {self.parse_error}")
+        if self.dropped:
+            notes.append(f"{len(self.dropped)} retrieved chunk(s) did not fit the context window: " + ", ".join(s.label for s in self.dropped))
+        if self.interrupted:
+            notes.append("Interrupted: this is what was generated before the stop.")
+        return notes
+
+    def _repr_markdown_(self) -> str:
+        body = self.answer.strip() + (f" {self.marks}" if self.marks and self.grounded else "")
+        lines = [body, ""]
+        lines += [f"> {n}" for n in self._notes()]
+        if self.sources:
+            lines += ["", "**Sources**", ""]
+            lines += [f"{'**' if s.cited else ''}[{s.number}]{'**' if s.cited else ''} `{s.label}` (score {s.score:.2f})  " for s in self.sources]
+        return "\n".join(lines).strip() + "\n"
+
+    def _repr_html_(self) -> str:
+        body = escape(self.answer.strip()).replace("\n", "<br>")
+        if self.marks and self.grounded:
+            body += f" <sup>{escape(self.marks)}</sup>"
+        parts = [f"<div class='llm-magics-answer'><p>{body}</p>"]
+        parts += [f"<p style='color:#a15c00'>⚠ {escape(n)}</p>" for n in self._notes()]
+        if self.sources:
+            items = "".join(
+                f"<li value='{s.number}' title='{escape(s.text[:400])}'>{'<b>' if s.cited else ''}<code>{escape(s.label)}</code>{'</b>' if s.cited else ''} "
+                f"<span style='color:#888'>score {s.score:.2f}</span></li>"
+                for s in self.sources
+            )
+            parts.append(f"<p><b>Sources</b></p><ol>{items}</ol>")
+        return "".join(parts) + "</div>"
+
+    def _repr_pretty_(self, p, cycle):
+        p.text(self._repr_markdown_())
+
+
+class AskInterrupted(KeyboardInterrupt):
+    """The kernel was interrupted during ``ask``; ``.answer`` holds what was produced."""
+
+    def __init__(self, answer: Answer):
+        super().__init__("interrupted")
+        self.answer = answer
+
+
+def open_index(collection: str | None = None):
+    """The ``Index`` of ``collection`` (default ``LLMMagics.collection``)."""
+    from . import config
+
+    try:
+        from .index import Index
+    except ImportError as e:
+        raise UsageError(f"The index module is not available ({e}). Pass index= an object with .search(query, k).") from None
+    return Index(collection=collection or config.settings().collection)
+
+
+def retrieve(question: str, index=None, *, collection: str | None = None, k: int | None = None, callbacks=None) -> list[Hit]:
+    """The top ``k`` hits for ``question`` (best first), with retriever callbacks."""
+    from . import config
+    from .callbacks import CallbackManager
+
+    k = config.settings().k if k is None else k
+    if k < 1:
+        raise UsageError(f"--k must be at least 1, got {k}.")
+    index = index if index is not None else open_index(collection)
+    manager = callbacks or CallbackManager()
+    manager.on_retriever_start(query=question, k=k)
+    hits = list(index.search(question, k))
+    manager.on_retriever_end(query=question, hits=hits)
+    return hits
+
+
+def _collection_of(index, collection):
+    return collection or getattr(index, "collection", None) or getattr(index, "name", None)
+
+
+def ask(
+    question: str,
+    index=None,
+    collection: str | None = None,
+    k: int | None = None,
+    chain_type: str | None = None,
+    model: str | Backend | None = None,
+    temperature: float | None = None,
+    max_tokens: int | None = None,
+    format: str = "text",
+    schema: Any = None,
+    memory: Any = DEFAULT,
+    retrieval: bool = True,
+    callbacks: Sequence | None = None,
+    stream_to: Callable[[str], None] | None = None,
+    session: str | None = None,
+    hits: list[Hit] | None = None,
+) -> Answer:
+    """Answer ``question`` from the documents in ``index`` (or ``collection``).
+
+    ``memory``: the session's conversation memory by default, None for none, or a
+    ``memory.Memory``. ``retrieval=False`` asks the model alone. ``hits`` skips retrieval
+    (``--compare`` reuses one retrieval). ``stream_to(piece)`` receives the answer as it
+    is generated. ``format``/``schema`` choose an output parser (``Answer.parsed``).
+    Raises ``AskInterrupted`` (a KeyboardInterrupt carrying the partial Answer) on an
+    interrupt and ``GenerationError`` when the backend fails; memory is untouched then.
+    """
+    from . import backends, config
+    from .callbacks import CallbackManager
+    from .parsers import OutputParserError, get_parser
+
+    start = time.perf_counter()
+    s = config.settings()
+    if not question or not question.strip():
+        raise UsageError("Ask a question: put it in the cell body under %%ask, or after %ask on the line.")
+    chain = get_chain_type(chain_type) if retrieval else None
+    parser_options = {"schema": schema} if schema is not None else {}
+    if schema is not None and format != "json":
+        raise UsageError(f"A schema only applies to --format json (got --format {format}).")
+    parser = get_parser(format, **parser_options)
+    backend = model if isinstance(model, Backend) else backends.get_model(model)
+    params = GenerationParams(
+        temperature=s.temperature if temperature is None else float(temperature),
+        max_tokens=s.max_tokens if max_tokens is None else int(max_tokens),
+    )
+    if params.max_tokens < 1:
+        raise UsageError(f"--max-tokens must be at least 1, got {params.max_tokens}.")
+    manager = callbacks if isinstance(callbacks, CallbackManager) else CallbackManager.for_run(callbacks)
+    llm = LLM(backend, params, manager, stream_to)
+    collection = _collection_of(index, collection)
+    mem = memory_mod.get(memory_mod.session_key(session, collection)) if memory is DEFAULT else memory
+    history = mem.messages(llm) if mem is not None else []
+    instructions = parser.instructions()
+
+    answer = Answer(question=question, answer="", chain_type=chain.name if chain else None, model=backend.model_id, extras={"format": parser.name})
+    manager.on_chain_start(name=f"ask:{answer.chain_type or 'llm'}", inputs={"question": question, "collection": collection, "k": k})
+    try:
+        result = _answer(question, index, collection, k, chain, llm, history, instructions, hits, manager, s, answer)
+        if result is None:  # nothing relevant: said so without a model call
+            return _finish(answer, llm, manager, start)
+        answer.raw = result.answer
+        answer.answer = result.answer.strip()
+        answer.sources = [Source.from_hit(i, h) for i, h in enumerate(result.used, 1)]
+        answer.dropped = [Source.from_hit(0, h) for h in result.dropped]
+        answer.extras.update(result.extras)
+        if parser.name not in ("text", "markdown"):
+            _parse(answer, parser, result, llm, OutputParserError)
+        else:
+            answer.parsed = parser.parse(answer.answer)
+            if answer.sources:
+                _ground(answer, result)
+    except KeyboardInterrupt:
+        answer.interrupted = True
+        answer.answer = answer.raw = llm.final_text or llm.partial
+        answer.sources = answer.sources or []
+        raise AskInterrupted(_finish(answer, llm, manager, start)) from None
+    if mem is not None:
+        mem.save(question, answer.answer, llm)
+    return _finish(answer, llm, manager, start)
+
+
+def _answer(question, index, collection, k, chain, llm, history, instructions, hits, manager, s, answer) -> ChainResult | None:
+    if chain is None:  # --no-retrieval: the model alone, with the conversation
+        user = question + (f"\n{instructions}" if instructions else "")
+        return ChainResult(llm.generate(user, step="llm", history=history, final=True), [])
+    if hits is None:
+        hits = retrieve(question, index, collection=collection, k=k, callbacks=manager)
+        if history and not _relevant(hits, s):  # a follow-up ("and its population?"): add the last question
+            last = next((m["content"] for m in reversed(history) if m["role"] == "user"), "")
+            if last:
+                hits = retrieve(f"{last} {question}", index, collection=collection, k=k, callbacks=manager)
+    relevant = _relevant(hits, s)
+    if not relevant:
+        best = max((h.score for h in hits), default=None)
+        answer.grounded = False
+        answer.answer = "I could not find anything about this in the documents, so I will not guess an answer."
+        answer.note = (
+            f"No chunk of collection {collection!r} is similar enough to the question "
+            + (f"(best score {best:.2f} < threshold {s.score_threshold:.2f}). " if best is not None else "(the collection returned nothing). ")
+            + "Ingest more documents with %ingest, rephrase, or lower %config LLMMagics.score_threshold."
+        )
+        answer.extras["below_threshold"] = [Source.from_hit(i, h) for i, h in enumerate(hits, 1)]
+        return None
+    return chain.run(question, relevant, llm, history=history, instructions=instructions)
+
+
+def _relevant(hits, s) -> list[Hit]:
+    return [h for h in hits if h.score >= s.score_threshold]
+
+
+def _ground(answer: Answer, result: ChainResult) -> None:
+    grounded, cited, note = grounding.check(answer.answer, [src.text for src in answer.sources], result.cited)
+    for src in answer.sources:
+        src.cited = src.number in cited
+    if not grounded:
+        answer.grounded = False
+        answer.note = note + " The model's words are in .raw."
+        answer.answer = "The retrieved sources do not seem to answer this question."
+
+
+def _parse(answer: Answer, parser, result: ChainResult, llm: LLM, OutputParserError) -> None:
+    """Parse the reply; send it back with the error, at most ``parser.retries`` times."""
+    text = answer.answer
+    messages = list(result.final_messages)
+    for attempt in range(parser.retries + 1):
+        try:
+            answer.parsed = parser.parse(text)
+            answer.parse_error = None
+            break
+        except OutputParserError as e:
+            answer.parse_error = str(e)
+            if attempt == parser.retries:
+                break
+            messages = messages + [{"role": "assistant", "content": text}, {"role": "user", "content": prompts.render("retry", error=str(e), instructions=parser.instructions())}]
+            llm.final_text = ""
+            text = llm.chat(messages, step=f"retry {attempt + 1}", final=True).strip()
+            answer.extras["retries"] = attempt + 1
+    answer.answer = answer.raw = text
+    for src in answer.sources:  # a structured reply is read as a whole: every source it saw
+        src.cited = True
+
+
+def _finish(answer: Answer, llm: LLM, manager, start: float) -> Answer:
+    answer.prompts = llm.prompts
+    answer.usage = llm.usage
+    timing = manager.get("timing")
+    timings = dict(timing.timings) if timing is not None else {"llm": llm.model_seconds}
+    timings["total"] = time.perf_counter() - start
+    if llm.first_answer_at is not None:  # what the user waits for: the answer's first words
+        timings["answer_first_token"] = llm.first_answer_at - start
+    timings["overhead"] = max(0.0, timings["total"] - timings.get("llm", 0.0))
+    if timings.get("llm") and llm.usage.completion_tokens:
+        timings["tokens_per_s"] = llm.usage.completion_tokens / timings["llm"]
+    answer.timings = timings
+    manager.on_chain_end(name=f"ask:{answer.chain_type or 'llm'}", outputs={"answer": answer.answer, "grounded": answer.grounded, "sources": [s.label for s in answer.sources]})
+    return answer
+
+
+@dataclass
+class Comparison:
+    """Answers of several chain types on the same retrieved chunks, shown side by side."""
+
+    question: str
+    answers: dict[str, Answer]
+
+    def __getitem__(self, chain_type: str) -> Answer:
+        return self.answers[chain_type]
+
+    def _repr_html_(self) -> str:
+        cols = "".join(
+            f"<div style='flex:1;min-width:14em;border:1px solid #ddd;padding:6px'><b>{escape(name)}</b>"
+            f"<div style='color:#888;font-size:85%'>{a.timings.get('total', 0):.1f}s, {a.usage.extra.get('calls', 0)} model call(s)</div>"
+            f"{a._repr_html_()}</div>"
+            for name, a in self.answers.items()
+        )
+        return f"<div style='display:flex;gap:8px;flex-wrap:wrap'>{cols}</div>"
+
+    def _repr_markdown_(self) -> str:
+        return "\n\n".join(f"### {name}\n\n{a._repr_markdown_()}" for name, a in self.answers.items())
+
+
+def compare(question: str, chain_types: Sequence[str], index=None, collection: str | None = None, k: int | None = None, on_answer: Callable[[str, Answer], None] | None = None, **options) -> Comparison:
+    """Ask once per chain type on the same retrieved hits (no memory); ``on_answer`` after each."""
+    if not chain_types:
+        raise UsageError("--compare needs chain types, e.g. --compare stuff,refine,map_reduce,map_rerank.")
+    for name in chain_types:
+        get_chain_type(name)  # an unknown name fails before any model call
+    hits = retrieve(question, index, collection=collection, k=k)
+    answers: dict[str, Answer] = {}
+    for name in chain_types:
+        answers[name] = ask(question, index=index, collection=collection, k=k, chain_type=name, memory=None, hits=hits, **options)
+        if on_answer is not None:
+            on_answer(name, answers[name])
+    return Comparison(question, answers)

@@ -1,0 +1,95 @@
+"""``%ingest``: load, split, embed and store documents; a thin layer over ``Index``."""
+
+from __future__ import annotations
+
+import json
+
+from IPython.core.magic import Magics, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.display import display
+
+from .. import errors
+from ._util import bind, user_errors
+
+
+def parse_options(pairs: list[str] | None) -> dict:
+    """``["query=SELECT 1", "rows_per_document=10"]`` -> dict; values are JSON when they parse."""
+    out = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise errors.UsageError(f"--option wants KEY=VALUE, got {pair!r}. Example: --option rows_per_document=10")
+        try:
+            out[key.strip().replace("-", "_")] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip().replace("-", "_")] = value
+    return out
+
+
+@magics_class
+class IngestMagics(Magics):
+    @magic_arguments()
+    @argument("sources", nargs="*", help="Files, folders, glob patterns or URLs (sqlite:///file.db).")
+    @argument("--collection", "-c", help="Collection to add to (default: the collection setting).")
+    @argument("--loader", help="Loader to use for every source instead of choosing by extension (text, markdown, html, pdf, csv, json, ipynb, code, sql).")
+    @argument("--splitter", help="recursive (default), character, token or markdown.")
+    @argument("--chunk-size", type=int, help="Largest chunk, in characters (tokens for --splitter token).")
+    @argument("--chunk-overlap", type=int, help="Most characters (tokens) neighbouring chunks share.")
+    @argument("--glob", help="Only files matching this pattern inside folders, e.g. '*.md' or '**/*.pdf'.")
+    @argument("--recursive", "-r", action="store_true", help="Walk sub-folders too.")
+    @argument("--store", help="Vector store: chroma (default, persistent) or memory.")
+    @argument("--embedder", help="Embedder name (default: the embedder setting, or the one the collection was built with).")
+    @argument("--query", help="SQL query for a database URL source (shorthand for --option query=...).")
+    @argument("--option", action="append", metavar="KEY=VALUE", help="Loader option, repeatable: rows_per_document=10, text_field=body, password=...")
+    @argument("--delete", metavar="SOURCE", action="append", help="Remove a source (or a folder's sources) from the collection.")
+    @argument("--stats", action="store_true", help="Show the collection's sources and chunk counts.")
+    @argument("-o", "--output", metavar="VAR", help="Also bind the Index to this variable.")
+    @line_magic
+    @user_errors
+    def ingest(self, line=""):
+        """Turn documents into a searchable index; returns the ``Index``.
+
+        Examples::
+
+            %ingest docs/ --recursive --glob '*.md' -o idx
+            %ingest report.pdf notes.txt --collection papers --chunk-size 500
+            %ingest sqlite:///shop.db --query "SELECT name, description FROM products"
+            %ingest --delete report.pdf --collection papers
+            %ingest --stats
+
+        Re-running is safe: unchanged files are skipped, changed ones replace their
+        chunks. Unreadable files are skipped with a reason in the summary.
+        """
+        from ..index import Index
+
+        args = parse_argstring(self.ingest, line)
+        options = parse_options(args.option)
+        if args.query:
+            options["query"] = args.query
+        if not args.sources and not args.delete and not args.stats:
+            raise errors.UsageError("Name what to ingest: %ingest PATH [PATH ...] (files, folders, globs or sqlite:///file.db). See %ingest?")
+        index = Index(collection=args.collection, store=args.store, embedder=args.embedder)
+        for source in args.delete or []:
+            removed = index.delete(source)
+            print(f"Removed {source} ({removed} chunks) from {index.collection!r}.")
+        if args.sources:
+            report = index.add(
+                args.sources,
+                loader=args.loader,
+                splitter=args.splitter,
+                chunk_size=args.chunk_size,
+                chunk_overlap=args.chunk_overlap,
+                glob=args.glob,
+                recursive=args.recursive,
+                **options,
+            )
+            display(report)
+        elif options or args.loader or args.splitter or args.glob:
+            raise errors.UsageError("Loader and splitter options need SOURCE paths to read. Example: %ingest docs/ --glob '*.md'")
+        if args.stats:
+            stats = index.stats()
+            print("  ".join(f"{k}={v}" for k, v in stats.items() if v is not None))
+            for source in index.sources():
+                print(f"  {source}")
+        bind(self.shell, args.output, index)
+        return index

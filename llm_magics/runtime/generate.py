@@ -1,0 +1,215 @@
+"""Generation: prefill the prompt once, then decode one token at a time.
+
+    prompt ids ──prefill──► KV cache filled for positions 0..P-1, logits for position P-1
+    loop:  pick a token (greedy or sampled) ─► stop? ─► forward that one token at position p,
+           reading keys/values of 0..p-1 from the cache and appending its own
+
+The KV cache is allocated once for prompt + max_new_tokens positions (gpt-fast
+style), so decoding never reallocates. Text comes out as an iterator of pieces:
+a piece is released only once it decodes to whole UTF-8 characters and cannot
+be the start of a stop string.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+from .capture import GenerationRecorder
+
+log = logging.getLogger(__name__)
+
+
+class KVCache:
+    """Keys and values of every layer for positions 0 .. max_len-1: (n_layer, B, nkv, max_len, hs) each."""
+
+    def __init__(self, n_layer, batch, n_kv_head, max_len, head_dim, dtype=torch.float32):
+        shape = (n_layer, batch, n_kv_head, max_len, head_dim)
+        self.k = torch.zeros(shape, dtype=dtype)
+        self.v = torch.zeros(shape, dtype=dtype)
+        self.max_len = max_len
+
+    def update(self, layer: int, start: int, k: torch.Tensor, v: torch.Tensor):
+        """Write k, v (B, nkv, T, hs) at positions start..start+T-1; return all keys/values so far (B, nkv, S, hs)."""
+        end = start + k.shape[2]
+        self.k[layer, :, :, start:end] = k
+        self.v[layer, :, :, start:end] = v
+        return self.k[layer, :, :, :end], self.v[layer, :, :, :end]
+
+
+# ─── choosing the next token ───────────────────────────────────────────────────
+
+
+def sample(logits: torch.Tensor, temperature=0.0, top_k=None, top_p=None, generator=None) -> int:
+    """logits (V,) -> a token id. temperature 0 is greedy (argmax)."""
+    if not temperature:
+        return int(logits.argmax())
+    logits = logits.float() / temperature
+    if top_k:  # keep the k most likely tokens
+        kth_best = torch.topk(logits, min(top_k, logits.numel())).values[-1]
+        logits = logits.masked_fill(logits < kth_best, float("-inf"))
+    if top_p is not None and top_p < 1.0:  # keep the smallest set whose probability reaches top_p
+        sorted_logits, order = torch.sort(logits, descending=True)
+        cumulative = sorted_logits.softmax(-1).cumsum(-1)
+        drop = cumulative - sorted_logits.softmax(-1) >= top_p  # mass before this token already reached top_p
+        logits = logits.masked_fill(drop.scatter(0, order, drop), float("-inf"))
+    probs = logits.softmax(-1)
+    return int(torch.multinomial(probs, 1, generator=generator))
+
+
+@dataclass
+class GenerationSettings:
+    max_new_tokens: int = 256
+    temperature: float = 0.0
+    top_k: int | None = None
+    top_p: float | None = None
+    seed: int | None = None
+    stop: list[str] = field(default_factory=list)  # stop strings, not included in the output
+    capture_attention: bool = False  # record GenerationAttention (explicit attention path; slower)
+    capture_layers: list[int] | None = None  # which layers to record; None = all
+
+
+class Generation:
+    """An iterator of text pieces. When it ends it also holds:
+
+    text, token_ids, finish_reason ("stop", "length" or "interrupted"),
+    prompt_tokens, timings (prefill_s, decode_s, decode_tokens_per_s), attention (if captured).
+    A KeyboardInterrupt during generation ends it cleanly with what was produced so far.
+    """
+
+    def __init__(self, model, tokenizer, prompt_ids: list[int], settings: GenerationSettings):
+        self.model, self.tokenizer, self.settings = model, tokenizer, settings
+        self.prompt_ids = list(prompt_ids)
+        self.text = ""
+        self.token_ids: list[int] = []
+        self.finish_reason: str | None = None
+        self.timings: dict[str, float] = {}
+        self.attention = None
+        self._iterator = self._pieces()
+
+    @property
+    def prompt_tokens(self) -> int:
+        return len(self.prompt_ids)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> str:
+        return next(self._iterator)
+
+    def read(self) -> str:
+        """Run to the end and return the whole text."""
+        for _ in self:
+            pass
+        return self.text
+
+    # ── tokens ──
+
+    def _tokens(self):
+        """Yield generated token ids, stopping at a stop token or max_new_tokens."""
+        model, s = self.model, self.settings
+        cfg = model.config
+        P = len(self.prompt_ids)
+        if P == 0:
+            raise ValueError("Empty prompt: give the model at least one token.")
+        max_new = min(s.max_new_tokens, cfg.max_seq_len - P)
+        if max_new <= 0:
+            raise ValueError(f"The prompt is {P} tokens; the context window is {cfg.max_seq_len}. Shorten the prompt.")
+        stop_ids = self.tokenizer.stop_token_ids
+        generator = torch.Generator().manual_seed(s.seed) if s.seed is not None else None
+        dtype = model.embed.weight.dtype  # the activations' dtype: float32, or bfloat16 for a bf16 model
+        cache = KVCache(cfg.n_layer, 1, cfg.n_kv_head, P + max_new, cfg.head_dim, dtype=dtype)
+        recorder = GenerationRecorder(cfg.n_layer, P, s.capture_layers) if s.capture_attention else None
+        if recorder is not None:
+            self.attention = recorder.result
+
+        with torch.inference_mode():
+            t0 = time.perf_counter()
+            ids = torch.tensor([self.prompt_ids])  # (1, P)
+            logits = model(ids, kv_cache=cache, capture=recorder, last_only=True)[0, -1]  # (V,)
+            self.timings["prefill_s"] = time.perf_counter() - t0
+            t1 = time.perf_counter()
+            pos = P
+            for step in range(max_new):
+                token = sample(logits, s.temperature, s.top_k, s.top_p, generator)
+                if recorder is not None:
+                    recorder.end_step(token)
+                if token in stop_ids:
+                    self.finish_reason = "stop"
+                    break
+                self.token_ids.append(token)
+                yield token
+                if step == max_new - 1:
+                    break
+                logits = model(torch.tensor([[token]]), start_pos=pos, kv_cache=cache, capture=recorder)[0, -1]
+                pos += 1
+            if self.finish_reason is None:
+                self.finish_reason = "length"
+            decode_s = time.perf_counter() - t1
+            self.timings["decode_s"] = decode_s
+            self.timings["decode_tokens_per_s"] = len(self.token_ids) / decode_s if decode_s > 0 else 0.0
+
+    # ── text ──
+
+    def _pieces(self):
+        """Turn the token stream into text pieces: whole UTF-8 characters, stop strings held back and cut."""
+        stops = [x for x in self.settings.stop if x]
+        longest_stop = max((len(x) for x in stops), default=0)
+        decode = self.tokenizer.decode
+        tokens: list[int] = []
+        prefix_offset = read_offset = 0  # decode tokens[prefix_offset:] and diff against tokens[prefix_offset:read_offset]
+        pending = ""  # decoded text not yet released (it may begin a stop string)
+        try:
+            for token in self._tokens():
+                tokens.append(token)
+                before = decode(tokens[prefix_offset:read_offset])
+                after = decode(tokens[prefix_offset:])
+                if len(after) <= len(before) or after.endswith("\ufffd"):
+                    continue  # an incomplete UTF-8 sequence: wait for the next token
+                pending += after[len(before) :]
+                prefix_offset, read_offset = read_offset, len(tokens)
+
+                if stops:
+                    # Search the tail that could contain a stop string that just completed.
+                    window_start = max(0, len(self.text) - longest_stop)
+                    window = self.text[window_start:] + pending
+                    hits = [i for i in (window.find(x) for x in stops) if i >= 0]
+                    if hits:
+                        cut = window_start + min(hits) - len(self.text)  # index into pending (may be <= 0)
+                        piece = pending[: max(cut, 0)]
+                        if piece:
+                            self.text += piece
+                            yield piece
+                        self.finish_reason = "stop"
+                        return
+                    held = _longest_stop_prefix(self.text + pending, stops)
+                    piece, pending = pending[: len(pending) - held], pending[len(pending) - held :]
+                else:
+                    piece, pending = pending, ""
+                if piece:
+                    self.text += piece
+                    yield piece
+        except KeyboardInterrupt:
+            self.finish_reason = "interrupted"
+            log.info("Generation interrupted after %d tokens", len(self.token_ids))
+        # The stream ended: what is left is released (a stop string that never completed is plain text).
+        # A character cut off by max_new_tokens or an interrupt decodes to U+FFFD: drop it.
+        tail = decode(tokens[prefix_offset:])[len(decode(tokens[prefix_offset:read_offset])) :] if tokens else ""
+        pending += tail.rstrip("\ufffd")
+        if pending:
+            self.text += pending
+            yield pending
+
+
+def _longest_stop_prefix(text: str, stops: list[str]) -> int:
+    """Length of the longest suffix of text that is a proper prefix of some stop string."""
+    best = 0
+    for stop in stops:
+        for n in range(min(len(stop) - 1, len(text)), best, -1):
+            if text.endswith(stop[:n]):
+                best = n
+                break
+    return best

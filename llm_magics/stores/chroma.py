@@ -1,0 +1,254 @@
+"""``chroma``: embedded, persistent Chroma under the ``store_path`` setting (the default store).
+
+Vectors always come from our embedder and are passed explicitly, so chromadb's default
+embedding function (which downloads a model, and fails offline) is never used. The
+collection is still created with our own embedding function, registered with chromadb
+under the name ``llm_magics``, so raw ``chromadb`` code that opens the collection and
+queries by text embeds with the same model instead of the default one.
+
+HNSW is set explicitly rather than left to chromadb's defaults: cosine space (the default
+is l2), ``ef_construction`` 200 and ``ef_search`` 128 (defaults 100 and 100), for recall
+close to exact search. The manifest lives next to Chroma's files in a small SQLite
+table, so each entry is written atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from typing import Sequence
+
+from pydantic import Field
+
+from ..documents import Hit
+from ..extension import Options
+from ..hookspecs import hookimpl
+from .base import VectorStore, Where, check_collection_name
+
+INFO_PREFIX = "llm_magics:"
+MANIFEST_FILE = "llm_magics_manifest.sqlite3"
+
+_clients: dict[str, object] = {}
+_lock = threading.RLock()
+_ef_class = None
+
+
+def embedding_function_class():
+    """Our chromadb EmbeddingFunction, defined and registered with chromadb on first use."""
+    global _ef_class
+    if _ef_class is not None:
+        return _ef_class
+    from chromadb.api.types import Documents, EmbeddingFunction
+    from chromadb.utils.embedding_functions import register_embedding_function
+
+    class LLMMagicsEmbeddingFunction(EmbeddingFunction[Documents]):
+        """Embeds with an llm-magics embedder (by registered name), loaded on first call."""
+
+        def __init__(self, embedder: str):
+            self.embedder_name = embedder
+            self._embedder = None
+
+        def __call__(self, input: Documents):
+            if self._embedder is None:
+                from ..embedders import get_embedder
+
+                self._embedder = get_embedder(self.embedder_name)
+            return [v for v in self._embedder.embed(list(input))]
+
+        @staticmethod
+        def name() -> str:
+            return "llm_magics"
+
+        def default_space(self):
+            return "cosine"
+
+        def supported_spaces(self):
+            return ["cosine", "ip", "l2"]
+
+        @staticmethod
+        def build_from_config(config):
+            return LLMMagicsEmbeddingFunction(config["embedder"])
+
+        def get_config(self):
+            return {"embedder": self.embedder_name}
+
+    register_embedding_function(LLMMagicsEmbeddingFunction)
+    _ef_class = LLMMagicsEmbeddingFunction
+    return _ef_class
+
+
+def client(path: str):
+    """One embedded ``PersistentClient`` per folder, telemetry off."""
+    path = os.path.abspath(path)
+    with _lock:
+        if path not in _clients:
+            import chromadb
+            from chromadb.config import Settings
+
+            os.makedirs(path, exist_ok=True)
+            _clients[path] = chromadb.PersistentClient(path=path, settings=Settings(anonymized_telemetry=False))
+        return _clients[path]
+
+
+class ChromaOptions(Options):
+    ef_search: int = Field(128, ge=10, description="HNSW candidates examined per query (higher: better recall, slower).")
+    ef_construction: int = Field(200, ge=10, description="HNSW candidates examined while building the graph.")
+    max_neighbors: int = Field(16, ge=4, description="HNSW links per node (M).")
+
+
+class ChromaStore(VectorStore):
+    """Embedded, persistent Chroma (cosine HNSW) under the store_path setting."""
+
+    name = "chroma"
+    persistent = True
+    Options = ChromaOptions
+
+    def __init__(self, collection: str, path: str | None = None, embedder: str | None = None, **options):
+        from .. import config
+
+        super().__init__(check_collection_name(collection), path, embedder or config.settings().embedder, **options)
+        self.path = os.path.abspath(path or config.settings().store_path)
+        self._client = client(self.path)
+        self._collection = None
+        self._db_lock = threading.Lock()
+        self._db = sqlite3.connect(os.path.join(self.path, MANIFEST_FILE), check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("CREATE TABLE IF NOT EXISTS manifest (collection TEXT, key TEXT, entry TEXT, PRIMARY KEY (collection, key))")
+
+    @property
+    def col(self):
+        if self._collection is None:
+            ef = embedding_function_class()(self.embedder_name)
+            o = self.options
+            self._collection = self._client.get_or_create_collection(
+                self.collection,
+                configuration={
+                    "hnsw": {"space": "cosine", "ef_search": o.ef_search, "ef_construction": o.ef_construction, "max_neighbors": o.max_neighbors},
+                },
+                embedding_function=ef,
+            )
+        return self._collection
+
+    def batch_size(self) -> int:
+        return min(5000, self._client.get_max_batch_size())
+
+    def upsert(self, ids, vectors, texts, metadatas) -> None:
+        n = self.batch_size()
+        for i in range(0, len(ids), n):
+            self.col.upsert(
+                ids=list(ids[i : i + n]),
+                embeddings=[v for v in vectors[i : i + n]],
+                documents=list(texts[i : i + n]),
+                metadatas=[_clean(m) for m in metadatas[i : i + n]],
+            )
+
+    def delete(self, ids: Sequence[str]) -> None:
+        ids = list(ids)
+        n = self.batch_size()
+        for i in range(0, len(ids), n):
+            self.col.delete(ids=ids[i : i + n])
+
+    def query(self, vector, k: int, where: Where | None = None) -> list[Hit]:
+        count = self.col.count()
+        if count == 0:
+            return []
+        res = self.col.query(
+            query_embeddings=[vector],
+            n_results=min(k, count),
+            where=_where(where),
+            include=["documents", "metadatas", "distances"],
+        )
+        return [
+            Hit(text or "", 1.0 - float(dist), dict(meta or {}), id_)
+            for id_, text, meta, dist in zip(res["ids"][0], res["documents"][0], res["metadatas"][0], res["distances"][0])
+        ]
+
+    def get(self, where: Where | None = None, ids: Sequence[str] | None = None, vectors: bool = False) -> list[dict]:
+        include = ["documents", "metadatas"] + (["embeddings"] if vectors else [])
+        res = self.col.get(ids=list(ids) if ids is not None else None, where=_where(where), include=include)
+        out = []
+        for i, id_ in enumerate(res["ids"]):
+            rec = {"id": id_, "text": res["documents"][i], "metadata": dict(res["metadatas"][i] or {})}
+            if vectors:
+                rec["vector"] = res["embeddings"][i]
+            out.append(rec)
+        return out
+
+    def count(self) -> int:
+        return self.col.count()
+
+    def info(self) -> dict:
+        meta = self.col.metadata or {}
+        return {k[len(INFO_PREFIX) :]: v for k, v in meta.items() if k.startswith(INFO_PREFIX)}
+
+    def set_info(self, info: dict) -> None:
+        meta = {k: v for k, v in (self.col.metadata or {}).items() if not k.startswith(INFO_PREFIX)}
+        meta.update({INFO_PREFIX + k: v for k, v in info.items()})
+        self.col.modify(metadata=meta)
+
+    def manifest(self) -> dict[str, dict]:
+        with self._db_lock:
+            rows = self._db.execute("SELECT key, entry FROM manifest WHERE collection = ?", (self.collection,)).fetchall()
+        return {k: json.loads(e) for k, e in rows}
+
+    def set_manifest(self, key: str, entry: dict | None) -> None:
+        with self._db_lock:
+            if entry is None:
+                self._db.execute("DELETE FROM manifest WHERE collection = ? AND key = ?", (self.collection, key))
+            else:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO manifest (collection, key, entry) VALUES (?, ?, ?)",
+                    (self.collection, key, json.dumps(entry)),
+                )
+
+    def drop(self) -> None:
+        try:
+            self._client.delete_collection(self.collection)
+        except Exception:  # noqa: BLE001 - already gone
+            pass
+        self._collection = None
+        with self._db_lock:
+            self._db.execute("DELETE FROM manifest WHERE collection = ?", (self.collection,))
+
+    def hnsw(self) -> dict:
+        """The HNSW settings the collection really uses (read back from Chroma)."""
+        config = self.col.configuration_json or {}
+        return dict(config.get("hnsw") or {})
+
+    def close(self) -> None:
+        with self._db_lock:
+            self._db.close()
+
+
+def _clean(meta: dict) -> dict:
+    """Chroma keeps str/int/float/bool values; drop None and stringify the rest."""
+    out = {}
+    for k, v in meta.items():
+        if v is None:
+            continue
+        out[k] = v if isinstance(v, (str, int, float, bool)) else str(v)
+    return out or {"_": 0}
+
+
+def _where(where: Where | None) -> Where | None:
+    """Chroma wants one key per filter dict: {'a': 1, 'b': 2} becomes an $and."""
+    if not where:
+        return None
+    if len(where) > 1:
+        return {"$and": [{k: v} for k, v in where.items()]}
+    ((key, value),) = where.items()
+    if key in ("$and", "$or"):
+        parts = [w for w in (_where(p) for p in value) if w]
+        if not parts:
+            return None
+        if len(parts) == 1:
+            return parts[0]
+        return {key: parts}
+    return where
+
+
+@hookimpl
+def register_vector_stores(register):
+    register(ChromaStore)

@@ -1,0 +1,35 @@
+"""Fixtures every test folder can use: a real IPython shell with the extension loaded."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+# Keep the tests offline and reproducible: no telemetry, no hub look-ups.
+os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture
+def ip(tmp_path, monkeypatch):
+    """A real ``InteractiveShell`` with ``%load_ext llm_magics``, working in a fresh folder.
+
+    ``ip.run_cell(...).raise_error()`` re-raises what the cell raised.
+    """
+    from IPython.core.interactiveshell import InteractiveShell
+
+    monkeypatch.chdir(tmp_path)
+    shell = InteractiveShell.instance()
+    shell.run_cell("%load_ext llm_magics").raise_error()
+    try:
+        yield shell
+    finally:
+        shell.run_cell("%unload_ext llm_magics")
+        from llm_magics import config
+
+        config.use(None)  # the next settings() reads this test's folder afresh
+
+

@@ -1,0 +1,87 @@
+"""Third-party plugins found through real entry points (a dist-info folder on sys.path)."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+
+import pytest
+
+from llm_magics import plugins, registry
+
+
+def make_distribution(root, name, module, body, entry=None):
+    """Write an installed distribution (module + dist-info with entry_points.txt) under ``root``."""
+    (root / f"{module}.py").write_text(textwrap.dedent(body))
+    info = root / f"{name}-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(f"[llm_magics]\n{entry or module} = {module}\n")
+
+
+@pytest.fixture
+def site(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(tmp_path))
+    plugins.reset()
+    yield tmp_path
+    for name in [m for m in sys.modules if m.startswith("lmtest_")]:
+        del sys.modules[name]
+    monkeypatch.undo()
+    plugins.reset()
+
+
+GOOD = """
+from llm_magics import hookimpl
+from llm_magics.splitters import Splitter
+
+class Halves(Splitter):
+    name = "halves"
+
+    def split_text(self, text):
+        mid = len(text) // 2
+        yield 0, text[:mid]
+        yield mid, text[mid:]
+
+@hookimpl
+def register_splitters(register):
+    register(Halves)
+"""
+
+
+def test_entry_point_plugin_is_loaded_and_its_source_recorded(site):
+    make_distribution(site, "lmtest-good", "lmtest_good", GOOD)
+    assert "halves" in registry.names("splitter")
+    info = plugins.info["lmtest_good"]
+    assert info.source == "entry point lmtest-good 1.0"
+    assert info.hooks == ["register_splitters"]
+    assert registry.entries("splitter")["halves"].plugin == "lmtest_good"
+
+
+def test_broken_import_is_reported_by_name_and_the_rest_load(site):
+    make_distribution(site, "lmtest-good", "lmtest_good", GOOD)
+    make_distribution(site, "lmtest-broken", "lmtest_broken", "import does_not_exist_anywhere\n")
+    assert "halves" in registry.names("splitter")
+    assert "No module named 'does_not_exist_anywhere'" in plugins.errors["lmtest_broken"]
+    assert "lmtest_good" not in plugins.errors
+
+
+def test_load_plugins_variable_limits_which_entry_points_load(site, monkeypatch):
+    make_distribution(site, "lmtest-good", "lmtest_good", GOOD)
+    monkeypatch.setenv("LLM_MAGICS_LOAD_PLUGINS", "")
+    assert "halves" not in registry.names("splitter")
+    assert "llm_magics.models" in plugins.info  # built-ins always load
+    plugins.reset()
+    monkeypatch.setenv("LLM_MAGICS_LOAD_PLUGINS", "lmtest_good, other")
+    assert "halves" in registry.names("splitter")
+
+
+def test_unknown_hook_name_in_a_plugin_is_reported(site):
+    make_distribution(site, "lmtest-typo", "lmtest_typo", """
+        from llm_magics import hookimpl
+
+        @hookimpl
+        def register_loaderz(register):
+            pass
+    """)
+    plugins.load_plugins()
+    assert "register_loaderz" in plugins.errors["lmtest_typo"]

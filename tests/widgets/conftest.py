@@ -1,0 +1,80 @@
+"""Fixtures for the widget tests: one headless Chromium per session, a fresh page per test."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))  # widget_harness, next to this file
+
+from widget_harness import CHROMIUM, CHROMIUM_ARGS, Harness  # noqa: E402
+
+
+def pytest_collection_modifyitems(config, items):
+    if CHROMIUM.exists():
+        return
+    skip = pytest.mark.skip(reason=f"{CHROMIUM} is missing: apt-get install -y chromium (CI installs it)")
+    for item in items:
+        if "browser" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def harness(browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, device_scale_factor=1)
+    page = context.new_page()
+    yield Harness(page)
+    context.close()
+
+
+@pytest.fixture(scope="session")
+def smollm2():
+    """The real SmolLM2-135M-Instruct through the runtime, loaded once (the widgets' model cache)."""
+    from llm_magics.widgets import capture
+
+    return capture.load_model("smollm2")
+
+
+SOURCES = [
+    {"number": 1, "text": "The Eiffel Tower is in Paris. It was finished in 1889 and is 330 metres tall.", "source": "eiffel.md"},
+    {"number": 2, "text": "Bananas are yellow fruit that grow in tropical countries.", "source": "fruit.md"},
+]
+
+
+@pytest.fixture(scope="session")
+def rag_generation(smollm2):
+    """A real grounded generation with attention captured: (messages, Generation)."""
+    context = "\n\n".join(f"[{s['number']}] {s['text']}" for s in SOURCES)
+    messages = [
+        {"role": "system", "content": "Answer from the sources and cite them like [1]."},
+        {"role": "user", "content": f"Sources:\n{context}\n\nQuestion: When was the Eiffel Tower finished?"},
+    ]
+    generation = smollm2.generate(smollm2.chat_prompt(messages), max_new_tokens=16, capture_attention=True, stream=True)
+    "".join(generation)
+    return messages, generation
+
+
+@pytest.fixture
+def attn_shell():
+    """A real InteractiveShell with the %attnviz magics registered."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from llm_magics.magics.attnviz import AttnvizMagics
+
+    shell = InteractiveShell.instance()
+    shell.register_magics(AttnvizMagics)
+    yield shell
+    shell.user_ns.pop("_", None)
+    shell.user_ns.get("Out", {}).clear()
