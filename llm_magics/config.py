@@ -41,6 +41,8 @@ class LLMMagics(Configurable):
     openai_base_url = Unicode("", help="Base URL of an OpenAI-compatible server; defaults to $OPENAI_BASE_URL.").tag(config=True)
     openai_api_key = Unicode("", help="API key for the openai backend; defaults to $OPENAI_API_KEY. Never printed.").tag(config=True)
     openai_timeout = Float(60.0, help="Seconds before an OpenAI-compatible request times out.").tag(config=True)
+    openai_context_window = Int(0, help="Context window of the OpenAI-compatible model; 0 asks the server (else 4096).").tag(config=True)
+    openai_embedding_model = Unicode("text-embedding-3-small", help="Model id the openai embedder asks the server for.").tag(config=True)
     progress = Bool(True, help="Show progress bars for long work.").tag(config=True)
 
     def __repr__(self) -> str:  # keep the key out of reprs

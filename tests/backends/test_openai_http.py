@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import pytest
 
 from llm_magics.backends import GenerationParams, Usage, get_model
-from llm_magics.backends.openai import OpenAIBackend, OpenAIError, retry_after
+from llm_magics.backends.openai import OpenAIBackend, OpenAIError
+from llm_magics.backends.openai_http import retry_after
+from llm_magics.embedders import get_embedder
 from llm_magics.errors import UsageError
 
 pytestmark = pytest.mark.server
@@ -212,3 +215,19 @@ def test_without_a_model_name_the_servers_first_model_is_used(scripted_server, o
 def test_bad_options_name_the_valid_ones(openai_settings):
     with pytest.raises(UsageError, match="Bad options for backend 'openai'.*Valid options: base_url, api_key"):
         OpenAIBackend("m", base_url="http://127.0.0.1:1/v1", temprature=0.3)
+
+
+def test_embeddings_in_openai_form_come_back_in_input_order_and_unit_length(scripted_server, openai_settings):
+    def respond(h, seen):
+        texts = seen.body["input"]
+        data = [{"object": "embedding", "index": i, "embedding": [float(len(t)), 0.0, 3.0]} for i, t in enumerate(texts)]
+        h.json(200, {"object": "list", "data": data[::-1], "model": seen.body["model"]})  # any order, by index
+
+    server = scripted_server(respond)
+    openai_settings.openai_base_url = server.base_url
+    embedder = get_embedder("openai")
+    vectors = embedder.embed(["abcd", "a", "abcdefghijkl"])
+    assert server.requests[0].body["model"] == "text-embedding-3-small" and embedder.identity == "openai:text-embedding-3-small"
+    expected = np.array([[4, 0, 3], [1, 0, 3], [12, 0, 3]], dtype=np.float32)
+    assert np.allclose(vectors, expected / np.linalg.norm(expected, axis=1, keepdims=True))
+    assert embedder.dimension == 3 and embedder.embed([]).shape == (0, 3)

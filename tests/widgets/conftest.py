@@ -9,7 +9,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # widget_harness, next to this file
 
-from widget_harness import CHROMIUM, CHROMIUM_ARGS, Harness  # noqa: E402
+from widget_harness import CHROMIUM, CHROMIUM_ARGS, SOURCES, Harness  # noqa: E402
 
 
 def pytest_collection_modifyitems(config, items):
@@ -45,12 +45,6 @@ def smollm2():
     from llm_magics.widgets import capture
 
     return capture.load_model("smollm2")
-
-
-SOURCES = [
-    {"number": 1, "text": "The Eiffel Tower is in Paris. It was finished in 1889 and is 330 metres tall.", "source": "eiffel.md"},
-    {"number": 2, "text": "Bananas are yellow fruit that grow in tropical countries.", "source": "fruit.md"},
-]
 
 
 @pytest.fixture(scope="session")

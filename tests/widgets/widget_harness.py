@@ -161,3 +161,10 @@ def attention_from_qk(q, k, *, causal=False):
     scores -= scores.max(-1, keepdims=True)
     w = np.exp(scores)
     return (w / w.sum(-1, keepdims=True)).astype(np.float32)
+
+
+#: Two retrieved chunks for the grounding tests: one answers the question, one does not.
+SOURCES = [
+    {"number": 1, "text": "The Eiffel Tower is in Paris. It was finished in 1889 and is 330 metres tall.", "source": "eiffel.md"},
+    {"number": 2, "text": "Bananas are yellow fruit that grow in tropical countries.", "source": "fruit.md"},
+]
