@@ -7,9 +7,10 @@ the real ES module (head view, layer 0, all heads, top-3 lines per query).
 Peer: what a bertviz-style view sends, the whole (layers, heads, T, T) array as nested
 JSON lists (``json.dumps(attention.tolist())``), and a naive page that parses it and
 draws the head view as SVG lines (one ``<line>`` per query/key pair with weight ≥ 0.001,
-opacity = weight), as bertviz does. Full-precision JSON of 12 × 12 × 512 is larger than
-V8's longest string (~512 MiB), so the timed peer gets the same array rounded to 3
-decimals (a smaller, kinder payload); the full-precision size is reported too.
+opacity = weight), as bertviz does. Full-precision JSON of 12 × 12 × 512 is about 530 MB,
+right at V8's longest string (2^29 - 24 characters), so the timed peer gets the same
+array rounded to 3 decimals (a smaller, kinder payload); the full-precision size is
+reported too.
 
 Both pages fetch their payload from the same loopback HTTP server, so transfer is part
 of both times. Median of N alternating repeats after a warm-up.
@@ -132,9 +133,13 @@ def write_payloads(folder: Path, att: np.ndarray, tokens: list[str]) -> dict:
     return {"ours": ours, "esm_css": esm_css, "all_layers": att.size, "peer_rounded": len(peer_text), "widget": widget}
 
 
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:
+        pass
+
+
 def serve(folder: Path):
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
-    handler.log_message = lambda *a, **k: None
+    handler = functools.partial(_QuietHandler, directory=str(folder))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server

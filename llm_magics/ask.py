@@ -23,6 +23,9 @@ from .chains import LLM, ChainResult, get_chain_type, grounding, prompts
 from .documents import Hit
 from .errors import UsageError
 
+#: Small models tend to go on with an invented next question; stop there.
+STOP = ("\nQuestion:",)
+
 #: ``memory=DEFAULT``: the session's memory (per collection, or per ``session``).
 DEFAULT: Any = ...
 
@@ -220,6 +223,7 @@ def ask(
     params = GenerationParams(
         temperature=s.temperature if temperature is None else float(temperature),
         max_tokens=s.max_tokens if max_tokens is None else int(max_tokens),
+        stop=STOP,
     )
     if params.max_tokens < 1:
         raise UsageError(f"--max-tokens must be at least 1, got {params.max_tokens}.")

@@ -70,12 +70,33 @@ class JsonParser(OutputParser):
             raise UsageError(f"A schema must be a JSON Schema dict or a pydantic model class, not {type(self.schema).__name__}.")
 
     def instructions(self) -> str:
+        # Small models copy an example far better than they follow a schema.
         if self.schema_dict is None:
             return "Reply with only a JSON object, no other text."
-        return "Reply with only a JSON object that matches this JSON Schema, no other text:\n" + json.dumps(self.schema_dict, separators=(",", ":"))
+        example = json.dumps(_example(self.schema_dict, self.schema_dict))
+        required = self.schema_dict.get("required") or []
+        need = f" It must have the keys {', '.join(required)}." if required else ""
+        return f"Reply with only a JSON object shaped like {example}, no other text.{need}"
 
     def parse(self, text: str):
-        value = _extract_json(text)
+        values = _json_values(text)
+        if not values:
+            start = min((i for i in (text.find("{"), text.find("[")) if i >= 0), default=-1)
+            if start < 0:
+                raise OutputParserError("The reply has no JSON object. Reply with only a JSON object.")
+            try:
+                json.loads(text[start:])
+            except json.JSONDecodeError as e:
+                raise OutputParserError(f"The reply is not valid JSON ({e.msg} at line {e.lineno} column {e.colno}). Reply with only a JSON object.") from None
+        first_error = None
+        for value in values:  # a small model may echo an example or schema before its answer
+            try:
+                return self._validate(value)
+            except OutputParserError as e:
+                first_error = first_error or e
+        raise first_error
+
+    def _validate(self, value):
         if self._model is not None:
             from pydantic import ValidationError
 
@@ -95,26 +116,52 @@ class JsonParser(OutputParser):
         return value
 
 
+def _example(schema: dict, root: dict, depth: int = 0):
+    """A value shaped like ``schema`` (placeholders), to show a small model the form wanted."""
+    if depth > 4:
+        return None
+    ref = schema.get("$ref", "")
+    if ref.startswith("#/"):
+        target = root
+        for part in ref[2:].split("/"):
+            target = target.get(part, {})
+        return _example(target, root, depth + 1)
+    for key in ("anyOf", "oneOf", "allOf"):
+        if schema.get(key):
+            return _example(schema[key][0], root, depth + 1)
+    if "enum" in schema:
+        return schema["enum"][0]
+    kind = schema.get("type", "object" if "properties" in schema else "string")
+    kind = kind[0] if isinstance(kind, list) else kind
+    if kind == "object":
+        return {k: _example(v, root, depth + 1) for k, v in (schema.get("properties") or {}).items()}
+    if kind == "array":
+        return [_example(schema.get("items") or {}, root, depth + 1)]
+    return {"string": "...", "integer": 0, "number": 0.0, "boolean": True, "null": None}.get(kind, "...")
+
+
 _FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.S)
 
 
-def _extract_json(text: str):
-    """The first JSON value in ``text``: a fenced block, the whole text, or the first {...}/[...]."""
-    candidates = [m.group(1) for m in _FENCE.finditer(text)] + [text]
+def _json_values(text: str) -> list:
+    """Every top-level JSON object or array in ``text``, fenced blocks first."""
     decoder = json.JSONDecoder()
-    last_error = "no JSON object found"
-    for candidate in candidates:
-        candidate = candidate.strip()
-        for start, ch in enumerate(candidate):
-            if ch not in "{[":
-                continue
+    values = []
+    for candidate in [m.group(1) for m in _FENCE.finditer(text)] + [text]:
+        pos = 0
+        while True:
+            starts = [i for i in (candidate.find("{", pos), candidate.find("[", pos)) if i >= 0]
+            if not starts:
+                break
+            start = min(starts)
             try:
-                value, _ = decoder.raw_decode(candidate[start:])
-                return value
-            except json.JSONDecodeError as e:
-                last_error = f"{e.msg} at line {e.lineno} column {e.colno}"
-                break  # the first brace decides; later ones are usually inside it
-    raise OutputParserError(f"The reply is not valid JSON ({last_error}). Reply with only a JSON object.")
+                value, end = decoder.raw_decode(candidate, start)
+            except json.JSONDecodeError:
+                pos = start + 1
+                continue
+            values.append(value)
+            pos = end
+    return values
 
 
 class ListParser(OutputParser):

@@ -160,7 +160,7 @@ def test_json_with_pydantic_retries_with_the_error(scripted, index):
 
 def test_json_schema_gives_up_after_bounded_retries(scripted, index):
     schema = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
-    scripted.enqueue("not json", '{"n": "x"}', "still not")
+    scripted.enqueue("not json", '{"n": "x"}', '{"n": 1')
     a = ask("capital of France as a number?", index=index, model="scripted", format="json", schema=schema)
     assert a.parsed is None and len(scripted.calls) == 3
     assert "not valid JSON" in a.parse_error
@@ -289,3 +289,18 @@ def test_memory_kind_follows_settings(fresh_state):
     fresh_state.memory = "nonsense"
     with pytest.raises(UsageError, match="buffer, window, summary, none"):
         memory.get("session:z")
+
+
+def test_json_parser_skips_an_echoed_example_and_shows_an_example_to_the_model():
+    from llm_magics.parsers import get_parser
+
+    p = get_parser("json", schema=City)
+    assert p.instructions().startswith('Reply with only a JSON object shaped like {"city": "...", "country": "..."}')
+    echoed = 'Like {"city": "..."} so: ```json\n{"city": "Paris", "country": "France"}\n```'
+    assert p.parse(echoed) == City(city="Paris", country="France")
+
+
+def test_small_model_stop_sequence_is_passed(scripted, index):
+    scripted.enqueue("Paris is the capital of France.")
+    ask("What is the capital of France?", index=index, model="scripted")
+    assert "\nQuestion:" in scripted.calls[0]["params"].stop

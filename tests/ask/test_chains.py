@@ -59,11 +59,12 @@ def test_refine_answers_from_the_first_chunk_then_improves(scripted, index):
 
 
 def test_map_reduce_maps_each_chunk_then_reduces_with_labels(scripted, index):
-    scripted.enqueue("Paris is the capital of France.", "NONE", "NONE", "The capital of France is Paris.")
+    scripted.enqueue("Paris is the capital of France.", "NONE", "The capital of France is not mentioned.", "The capital of France is Paris.")
     a = ask("What is the capital of France?", index=index, model="scripted", chain_type="map_reduce", k=3)
     assert [p["step"] for p in a.prompts] == ["map 1/3", "map 2/3", "map 3/3", "reduce"]
     reduce_prompt = scripted.calls[-1]["messages"][-1]["content"]
     assert "[1] Paris is the capital of France." in reduce_prompt and "NONE" not in reduce_prompt
+    assert "[2]" not in reduce_prompt and "[3]" not in reduce_prompt  # "NONE" and "not mentioned" are dropped
     assert a.answer == "The capital of France is Paris." and a.sources[0].cited
 
 
