@@ -250,23 +250,32 @@ def main(argv=None) -> int:
     ap.add_argument("--questions", type=int, default=150, help="sentence questions (heading questions: all that qualify)")
     ap.add_argument("--smoke", action="store_true", help="two files, one repeat, no results file")
     ap.add_argument("--sweep", action="store_true", help="retrieval quality of candidate splitter settings (ours), then exit")
+    ap.add_argument("--subset", default="maint-guide*", help="glob of corpus files to use ('*' for all 21; the default keeps a run under ~10 minutes on 2 cores)")
+    ap.add_argument("--splitter", default=RECOMMENDED["splitter"], help="our side's splitter")
+    ap.add_argument("--chunk-size", type=int, default=RECOMMENDED["chunk_size"], help="our side's chunk_size")
+    ap.add_argument("--chunk-overlap", type=int, default=RECOMMENDED["chunk_overlap"], help="our side's chunk_overlap")
     ap.add_argument("--out", default=str(HERE / "results_ingest.md"))
     args = ap.parse_args(argv)
 
     import torch
 
-    from llm_magics import config
     from llm_magics.embedders import get_embedder
 
     torch.set_num_threads(2)
     os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
     folder = corpus()
     work = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
+    if args.subset != "*":
+        chosen = work / "subset"
+        chosen.mkdir()
+        for f in sorted(folder.glob(args.subset)):
+            shutil.copy(f, chosen / f.name)
+        folder = chosen
     if args.smoke:
         small = work / "corpus"
         small.mkdir()
-        for name in sorted(os.listdir(folder))[:1] + ["maint-guide.pdf"]:
-            shutil.copy(folder / name, small / name)
+        for f in sorted(folder.glob("*.html"))[:1] + sorted(folder.glob("*.pdf"))[:1]:
+            shutil.copy(f, small / f.name)
         folder, args.repeats, args.questions = small, 1, 10
 
     embedder = get_embedder()
@@ -274,8 +283,7 @@ def main(argv=None) -> int:
     embedder.embed(["warm up the model"])
     load_seconds = time.perf_counter() - t0
     qs = questions(folder, args.questions)
-    s = config.settings()
-    ours_defaults = {"splitter": s.splitter, "chunk_size": s.chunk_size, "chunk_overlap": s.chunk_overlap}
+    ours_defaults = {"splitter": args.splitter, "chunk_size": args.chunk_size, "chunk_overlap": args.chunk_overlap}
     print(f"corpus {folder}: {len(os.listdir(folder))} files, {input_bytes(folder) / 1e6:.2f} MB; {len(qs)} questions; embedder {embedder.identity} (load {load_seconds:.1f} s)")
 
     if args.sweep:
@@ -285,7 +293,7 @@ def main(argv=None) -> int:
     warm = work / "warm"
     warm.mkdir()
     shutil.copy(sorted(folder.glob("*.html"))[0], warm)
-    run_ours(warm, work / "warm-ours", embedder)
+    run_ours(warm, work / "warm-ours", embedder, **ours_defaults)
     run_langchain(warm, work / "warm-peer", embedder)
 
     ours, peer = [], []
@@ -294,7 +302,7 @@ def main(argv=None) -> int:
         for side in ("ours", "peer"):
             gc.collect()
             if side == "ours":
-                seconds, n, index = run_ours(folder, work / f"ours-{i}", embedder)
+                seconds, n, index = run_ours(folder, work / f"ours-{i}", embedder, **ours_defaults)
                 ours.append((seconds, n))
             else:
                 seconds, n, db = run_langchain(folder, work / f"peer-{i}", embedder)
@@ -353,13 +361,15 @@ def main(argv=None) -> int:
     return 0
 
 
+#: The defaults we recommend for config.py, chosen with --sweep (see bench/results_ingest.md).
+RECOMMENDED = {"splitter": "markdown", "chunk_size": 400, "chunk_overlap": 60}
+
 SWEEP = [
     {"splitter": "recursive", "chunk_size": 1000, "chunk_overlap": 200},
-    {"splitter": "recursive", "chunk_size": 600, "chunk_overlap": 100},
     {"splitter": "recursive", "chunk_size": 400, "chunk_overlap": 60},
-    {"splitter": "recursive", "chunk_size": 300, "chunk_overlap": 50},
+    {"splitter": "markdown", "chunk_size": 600, "chunk_overlap": 100},
     {"splitter": "markdown", "chunk_size": 400, "chunk_overlap": 60},
-    {"splitter": "token", "chunk_size": 128, "chunk_overlap": 16},
+    {"splitter": "markdown", "chunk_size": 300, "chunk_overlap": 50},
     {"splitter": "token", "chunk_size": 254, "chunk_overlap": 32},
 ]
 

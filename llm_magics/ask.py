@@ -26,6 +26,10 @@ from .errors import UsageError
 #: Small models tend to go on with an invented next question; stop there.
 STOP = ("\nQuestion:",)
 
+#: A follow-up question is searched together with the previous one; those hits are used
+#: when their best score beats the question's own best by this much (it needs the context).
+FOLLOW_UP_MARGIN = 0.1
+
 #: ``memory=DEFAULT``: the session's memory (per collection, or per ``session``).
 DEFAULT: Any = ...
 
@@ -71,6 +75,11 @@ class Answer:
     those the answer draws on); ``dropped`` did not fit the context window. ``grounded`` is
     False when retrieval found nothing relevant or the reply is not supported by the
     sources; ``note`` says why, and ``raw`` keeps the model's own words.
+
+    ``timings`` (seconds, from the ``timing`` callback and ``ask``): ``retrieval``, ``llm``
+    (all model calls), ``first_token`` (of the first call), ``answer_first_token`` (from
+    the start until the answer's first words), ``total``, ``overhead`` (total minus model
+    time) and ``tokens_per_s``; plus the counts ``llm_calls`` and ``completion_tokens``.
     """
 
     question: str
@@ -267,10 +276,13 @@ def _answer(question, index, collection, k, chain, llm, history, instructions, h
         return ChainResult(llm.generate(user, step="llm", history=history, final=True), [])
     if hits is None:
         hits = retrieve(question, index, collection=collection, k=k, callbacks=manager)
-        if history and not _relevant(hits, s):  # a follow-up ("and its population?"): add the last question
-            last = next((m["content"] for m in reversed(history) if m["role"] == "user"), "")
-            if last:
-                hits = retrieve(f"{last} {question}", index, collection=collection, k=k, callbacks=manager)
+        last = next((m["content"] for m in reversed(history) if m["role"] == "user"), "")
+        if last:  # maybe a follow-up ("when is that given?"): also search with the last question
+            query = f"{last} {question}"
+            expanded = retrieve(query, index, collection=collection, k=k, callbacks=manager)
+            if _best(expanded) > _best(hits) + FOLLOW_UP_MARGIN:
+                hits = expanded
+                answer.extras["retrieval_query"] = query
     relevant = _relevant(hits, s)
     if not relevant:
         best = max((h.score for h in hits), default=None)
@@ -284,6 +296,10 @@ def _answer(question, index, collection, k, chain, llm, history, instructions, h
         answer.extras["below_threshold"] = [Source.from_hit(i, h) for i, h in enumerate(hits, 1)]
         return None
     return chain.run(question, relevant, llm, history=history, instructions=instructions)
+
+
+def _best(hits) -> float:
+    return max((h.score for h in hits), default=0.0)
 
 
 def _relevant(hits, s) -> list[Hit]:
@@ -322,7 +338,17 @@ def _parse(answer: Answer, parser, result: ChainResult, llm: LLM, OutputParserEr
         src.cited = True
 
 
+_last: Answer | None = None
+
+
+def last_answer() -> Answer | None:
+    """The most recent Answer of this session (``%attnviz --last`` reads it)."""
+    return _last
+
+
 def _finish(answer: Answer, llm: LLM, manager, start: float) -> Answer:
+    global _last
+    _last = answer
     answer.prompts = llm.prompts
     answer.usage = llm.usage
     timing = manager.get("timing")

@@ -375,7 +375,8 @@ class _Writer:
         old = item.old or {}
         stale = [v for v in (old.get("version"), old.get("pending"), *old.get("stale", [])) if v and v != item.version]
         base = {"source": item.source, "fingerprint": item.fingerprint, "chunks": len(item.chunks)}
-        store.set_manifest(item.key, {**base, "version": old.get("version"), "pending": item.version, "stale": stale})  # 1
+        # 1: the old version (if any) stays the committed one; the new one is hidden while it is written
+        store.set_manifest(item.key, {**old, "source": item.source, "version": old.get("version"), "pending": item.version, "stale": stale})
         rows = [(i, id_) for i, id_ in enumerate(item.ids) if id_ not in item.stored_ids]
         for j in range(0, len(rows), 256):  # 2
             part = rows[j : j + 256]

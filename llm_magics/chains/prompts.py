@@ -27,24 +27,24 @@ TEMPLATES: dict[str, str] = {
     "stuff": (
         "Context:\n{% for c in chunks %}[{{ c.number }}] {{ c.text }}\n\n{% endfor %}"
         "Question: {{ question }}\n"
-        "{% if instructions %}{{ instructions }}\n{% endif %}"
         "Answer the question using the context."
+        "{% if instructions %}\n{{ instructions }}{% endif %}"
     ),
     # refine: a first answer from one chunk ...
     "refine_initial": (
         "Context:\n[{{ chunk.number }}] {{ chunk.text }}\n\n"
         "Question: {{ question }}\n"
-        "{% if instructions %}{{ instructions }}\n{% endif %}"
         "Answer the question using the context."
+        "{% if instructions %}\n{{ instructions }}{% endif %}"
     ),
     # ... then improved with each further chunk.
     "refine": (
         "Question: {{ question }}\n"
         "Current answer: {{ answer }}\n\n"
         "More context:\n[{{ chunk.number }}] {{ chunk.text }}\n\n"
-        "{% if instructions %}{{ instructions }}\n{% endif %}"
         "Improve the current answer using the new context. "
         "If the new context does not help, repeat the current answer."
+        "{% if instructions %}\n{{ instructions }}{% endif %}"
     ),
     # map_reduce: the relevant part of each chunk ...
     "map": (
@@ -63,15 +63,15 @@ TEMPLATES: dict[str, str] = {
     "reduce": (
         "Notes:\n{% for n in notes %}{{ n.label }} {{ n.text }}\n{% endfor %}\n"
         "Question: {{ question }}\n"
-        "{% if instructions %}{{ instructions }}\n{% endif %}"
         "Answer the question using the notes."
+        "{% if instructions %}\n{{ instructions }}{% endif %}"
     ),
     # map_rerank: an answer and a confidence score per chunk.
     "rerank": (
         "Context:\n{{ chunk.text }}\n\n"
         "Question: {{ question }}\n"
-        "{% if instructions %}{{ instructions }}\n{% endif %}"
-        "Answer the question using the context. "
+        "Answer the question using the context."
+        "{% if instructions %}\n{{ instructions }}{% endif %}\n"
         "Then write a new line 'Score: N', where N from 0 to 100 says how well the context answers the question."
     ),
     # summary memory: fold old turns into a running summary.

@@ -106,13 +106,16 @@ class _Extractor(HTMLParser):
             self.first_h1.append(data)
         if self.pre:
             self.parts.append(data)
-        else:
-            self.parts.append(_SPACES.sub(" ", data))
+            return
+        data = _SPACES.sub(" ", data)
+        if not self.parts or self.parts[-1].endswith("\n"):
+            data = data.lstrip(" ")
+        if data:
+            self.parts.append(data)
 
 
 _SPACES = re.compile(r"[ \t\r\n\f\v\u00a0]+")
 _TRAILING = re.compile(r"[ \t]+\n")
-_LEADING = re.compile(r"\n[ \t]+(?=\S)")
 _BLANKS = re.compile(r"\n{3,}")
 
 
@@ -123,7 +126,6 @@ def html_to_text(html: str, markdown_headings: bool = True) -> tuple[str, str]:
     parser.close()
     text = "".join(parser.parts)
     text = _TRAILING.sub("\n", text)
-    text = _LEADING.sub("\n", text)
     text = _BLANKS.sub("\n\n", text).strip()
     title = " ".join("".join(parser.title).split()) or " ".join("".join(parser.first_h1 or []).split())
     return text, title

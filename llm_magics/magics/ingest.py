@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 
 from IPython.core.magic import Magics, line_magic, magics_class
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.display import display
 
 from .. import errors
-from ._util import bind, user_errors
+from ._util import bind, split_words, user_errors
 
 
 def parse_options(pairs: list[str] | None) -> dict:
@@ -62,7 +62,8 @@ class IngestMagics(Magics):
         """
         from ..index import Index
 
-        args = parse_argstring(self.ingest, line)
+        # shell-style quoting ('*.md', "SELECT ..."), which parse_argstring keeps literally
+        args = self.ingest.parser.parse_args(split_words(line))
         options = parse_options(args.option)
         if args.query:
             options["query"] = args.query

@@ -125,17 +125,24 @@ class LanguageModel(_RuntimeModel):
     def context_window(self) -> int:
         return self.config.max_seq_len
 
-    def generate(self, prompt: str, max_new_tokens: int = 256, temperature: float = 0.0, top_k=None,
+    def generate(self, prompt, max_new_tokens: int = 256, temperature: float = 0.0, top_k=None,
                  top_p=None, seed=None, stop=None, stream: bool = False, capture_attention: bool = False,
-                 capture_layers=None):  # fmt: skip
-        """Continue raw text (no chat template). Returns the continuation, or a Generation
-        (an iterator of text pieces, with .text, .finish_reason, .attention...) when stream=True."""
+                 capture_layers=None, stop_token_ids=None):  # fmt: skip
+        """Continue raw text (no chat template) or a list of token ids.
+
+        Returns the continuation, or a Generation (an iterator of text pieces, with .text,
+        .token_ids, .finish_reason, .timings, .attention) when stream=True.
+        stop: stop strings; stop_token_ids: replaces the tokenizer's EOS set ([] = never stop early).
+        capture_attention: record what each generated token attended to (see capture.GenerationAttention).
+        """
         settings = GenerationSettings(
             max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
             stop=[stop] if isinstance(stop, str) else list(stop or []),
             capture_attention=capture_attention, capture_layers=capture_layers,
+            stop_token_ids=None if stop_token_ids is None else set(stop_token_ids),
         )  # fmt: skip
-        generation = Generation(self.module, self.tokenizer, self.encode(prompt), settings)
+        ids = self.encode(prompt) if isinstance(prompt, str) else [int(i) for i in prompt]
+        generation = Generation(self.module, self.tokenizer, ids, settings)
         return generation if stream else generation.read()
 
     def chat(self, messages, **kwargs):

@@ -83,7 +83,8 @@ class GenerationAttention:
     prompt_len: int
     layers: list[int]
     rows: list[torch.Tensor] = field(default_factory=list)
-    token_ids: list[int] = field(default_factory=list)
+    token_ids: list[int] = field(default_factory=list)  # the generated tokens, one per row
+    prompt_ids: list[int] = field(default_factory=list)  # the prompt, so spans can be found in it
 
     def matrix(self) -> np.ndarray:
         """(n_generated, n_layer, nh, prompt_len + n_generated) float32, zero where a token could not look."""
@@ -114,9 +115,9 @@ class GenerationAttention:
 class GenerationRecorder:
     """The capture handed to each forward pass during generation; fills a GenerationAttention."""
 
-    def __init__(self, n_layer: int, prompt_len: int, layers=None):
+    def __init__(self, n_layer: int, prompt_ids: list[int], layers=None):
         self.layers = list(range(n_layer)) if layers is None else sorted(layers)
-        self.result = GenerationAttention(prompt_len=prompt_len, layers=self.layers)
+        self.result = GenerationAttention(prompt_len=len(prompt_ids), layers=self.layers, prompt_ids=list(prompt_ids))
         self._step: dict[int, torch.Tensor] = {}
 
     def record(self, name: str, tensor: torch.Tensor) -> None:

@@ -70,6 +70,7 @@ class GenerationSettings:
     stop: list[str] = field(default_factory=list)  # stop strings, not included in the output
     capture_attention: bool = False  # record GenerationAttention (explicit attention path; slower)
     capture_layers: list[int] | None = None  # which layers to record; None = all
+    stop_token_ids: set[int] | None = None  # None: the tokenizer's EOS set
 
 
 class Generation:
@@ -118,39 +119,41 @@ class Generation:
         max_new = min(s.max_new_tokens, cfg.max_seq_len - P)
         if max_new <= 0:
             raise ValueError(f"The prompt is {P} tokens; the context window is {cfg.max_seq_len}. Shorten the prompt.")
-        stop_ids = self.tokenizer.stop_token_ids
+        stop_ids = self.tokenizer.stop_token_ids if s.stop_token_ids is None else s.stop_token_ids
         generator = torch.Generator().manual_seed(s.seed) if s.seed is not None else None
         dtype = model.embed.weight.dtype  # the activations' dtype: float32, or bfloat16 for a bf16 model
         cache = KVCache(cfg.n_layer, 1, cfg.n_kv_head, P + max_new, cfg.head_dim, dtype=dtype)
-        recorder = GenerationRecorder(cfg.n_layer, P, s.capture_layers) if s.capture_attention else None
+        recorder = GenerationRecorder(cfg.n_layer, self.prompt_ids, s.capture_layers) if s.capture_attention else None
         if recorder is not None:
             self.attention = recorder.result
 
-        with torch.inference_mode():
-            t0 = time.perf_counter()
-            ids = torch.tensor([self.prompt_ids])  # (1, P)
-            logits = model(ids, kv_cache=cache, capture=recorder, last_only=True)[0, -1]  # (V,)
-            self.timings["prefill_s"] = time.perf_counter() - t0
-            t1 = time.perf_counter()
-            pos = P
-            for step in range(max_new):
-                token = sample(logits, s.temperature, s.top_k, s.top_p, generator)
-                if recorder is not None:
-                    recorder.end_step(token)
-                if token in stop_ids:
-                    self.finish_reason = "stop"
-                    break
-                self.token_ids.append(token)
-                yield token
-                if step == max_new - 1:
-                    break
-                logits = model(torch.tensor([[token]]), start_pos=pos, kv_cache=cache, capture=recorder)[0, -1]
-                pos += 1
-            if self.finish_reason is None:
-                self.finish_reason = "length"
-            decode_s = time.perf_counter() - t1
-            self.timings["decode_s"] = decode_s
-            self.timings["decode_tokens_per_s"] = len(self.token_ids) / decode_s if decode_s > 0 else 0.0
+        # No autograd bookkeeping in the forward passes. (Not a `with` block around the loop:
+        # that would leave inference mode switched on in the caller's code at every yield.)
+        forward = torch.inference_mode()(model)
+
+        t0 = time.perf_counter()
+        logits = forward(torch.tensor([self.prompt_ids]), kv_cache=cache, capture=recorder, last_only=True)[0, -1]  # (V,)
+        self.timings["prefill_s"] = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        pos = P
+        for step in range(max_new):
+            token = sample(logits, s.temperature, s.top_k, s.top_p, generator)
+            if token in stop_ids:
+                self.finish_reason = "stop"
+                break
+            if recorder is not None:
+                recorder.end_step(token)  # file the attention rows that chose this token
+            self.token_ids.append(token)
+            yield token
+            if step == max_new - 1:
+                break
+            logits = forward(torch.tensor([[token]]), start_pos=pos, kv_cache=cache, capture=recorder)[0, -1]  # (V,)
+            pos += 1
+        if self.finish_reason is None:
+            self.finish_reason = "length"
+        decode_s = time.perf_counter() - t1
+        self.timings["decode_s"] = decode_s
+        self.timings["decode_tokens_per_s"] = len(self.token_ids) / decode_s if decode_s > 0 else 0.0
 
     # ── text ──
 

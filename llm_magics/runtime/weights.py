@@ -76,7 +76,7 @@ def read_gguf(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
     tensors = {}
     for t in reader.tensors:
         array = dequantize(t.data, t.tensor_type)  # numpy, shape in row-major order (rows, cols)
-        tensors[t.name] = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
+        tensors[t.name] = torch.from_numpy(np.array(array, dtype=np.float32))  # a writable copy
     return gguf_metadata(reader), tensors
 
 

@@ -10,7 +10,7 @@ from pydantic import Field
 from ..documents import Chunk, Document
 from ..errors import UsageError
 from ..hookspecs import hookimpl
-from .base import Span, Splitter, SplitterOptions, TokenLength, char_length, char_windows, recursive_spans, strip_span
+from .base import Span, Splitter, SplitterOptions, TokenLength, recursive_spans, strip_span
 
 DEFAULT_SEPARATORS = ["\n\n", "\n", " ", ""]
 
@@ -133,32 +133,50 @@ class MarkdownSplitter(RecursiveSplitter):
     name = "markdown"
     Options = MarkdownOptions
 
-    def sections(self, text: str) -> Iterator[tuple[int, int, dict]]:
+    def sections(self, text: str) -> Iterator[tuple[int, int, int, dict]]:
+        """``(start, body_start, end, headers)`` of each section; a header with no text of its
+        own (``## Part`` right before ``### Chapter``) joins the section that follows."""
         headers: dict[int, str] = {}
-        start, pos, fenced = 0, 0, False
+        start = body = pos = 0
+        fenced = False
         for line in text.splitlines(keepends=True):
             if _FENCE.match(line):
                 fenced = not fenced
             elif not fenced:
                 m = _HEADER.match(line.rstrip("\r\n"))
                 if m and len(m.group(1)) <= self.options.max_level:
-                    if pos > start:
-                        yield start, pos, dict(headers)
+                    if text[body:pos].strip():
+                        yield start, body, pos, dict(headers)
+                        start = pos
                     level = len(m.group(1))
                     headers = {lv: h for lv, h in headers.items() if lv < level}
                     headers[level] = m.group(2).strip()
-                    start = pos
+                    body = pos + len(line)
             pos += len(line)
-        if len(text) > start:
-            yield start, len(text), dict(headers)
+        if text[start:].strip():
+            yield start, min(body, len(text)), len(text), dict(headers)
 
     def spans(self, text: str, metadata: dict) -> list[Span]:
         return [(a, b) for a, b, _ in self._spans_with_headers(text, metadata)]
 
     def _spans_with_headers(self, text: str, metadata: dict) -> Iterator[tuple[int, int, dict]]:
+        """Each section's body is split with room left for its header lines, and the first
+        chunk starts at the header: a header never ends up alone, or apart from its text."""
         seps = self.separators(metadata)
-        for start, end, headers in self.sections(text):
-            for a, b in recursive_spans(text, start, end, seps, self.chunk_size, self.chunk_overlap, char_length, char_windows):
+        if metadata.get("language") not in (None, "markdown"):  # '# ...' in code is a comment, not a header
+            for a, b in recursive_spans(text, 0, len(text), seps, self.chunk_size, self.chunk_overlap):
+                yield a, b, {}
+            return
+        for start, body, end, headers in self.sections(text):
+            head = body - start
+            size = self.chunk_size - head
+            if head == 0 or size < max(self.chunk_size // 2, self.chunk_overlap + 1):
+                parts = recursive_spans(text, start, end, seps, self.chunk_size, self.chunk_overlap)
+            else:
+                parts = recursive_spans(text, body, end, seps, size, min(self.chunk_overlap, size - 1))
+                parts = [p for p in parts if strip_span(text, *p)[1] > strip_span(text, *p)[0]] or [(body, body)]
+                parts[0] = (start, parts[0][1])
+            for a, b in parts:
                 yield a, b, headers
 
     def split_document(self, doc: Document) -> Iterator[Chunk]:

@@ -30,6 +30,9 @@ def test_answer_carries_sources_prompts_usage_timings(scripted, index):
     md = a._repr_markdown_()
     assert md.startswith("Rome is the capital of Italy. [1]") and "`italy.pdf, p. 2, chars 120+`" in md
     assert "<code>italy.pdf, p. 2, chars 120+</code>" in a._repr_html_()
+    from llm_magics.ask import last_answer
+
+    assert last_answer() is a
 
 
 def test_nothing_relevant_says_so_without_calling_the_model(scripted, index):
@@ -80,11 +83,13 @@ def test_memory_follow_up_sees_the_previous_turn(scripted, index):
 
 
 def test_follow_up_retrieval_uses_the_last_question(scripted, index):
-    scripted.enqueue("Rome is the capital of Italy.", "The Colosseum is in Rome.")
+    scripted.enqueue("Rome is the capital of Italy.", "The Colosseum is in Rome.", "Berlin is the capital of Germany.")
     ask("What is the capital of Italy?", index=index, model="scripted")
     a = ask("And its famous arena?", index=index, model="scripted")  # no word in common with any chunk
-    assert index.queries[-1] == "What is the capital of Italy? And its famous arena?"
-    assert a.sources[0].source == "italy.pdf"
+    assert index.queries[-2:] == ["And its famous arena?", "What is the capital of Italy? And its famous arena?"]
+    assert a.sources[0].source == "italy.pdf" and a.extras["retrieval_query"].startswith("What is the capital of Italy?")
+    b = ask("What is the capital city of Germany?", index=index, model="scripted")  # a new topic keeps its own hits
+    assert b.sources[0].source == "germany.txt" and "retrieval_query" not in b.extras
 
 
 def test_memory_is_per_session_and_reset(scripted, index):

@@ -13,15 +13,18 @@ from llm_magics.magics.chain import ChainMagics
 
 
 @pytest.fixture
-def shell(index):
-    """A real shell with the ask and chain magics; ``idx`` is the test index in its namespace."""
+def shell(index, monkeypatch):
+    """A real shell with the ask and chain magics; ``idx`` is the test index in its namespace.
+
+    ``shell.shown`` records what was published to the display (and its update flags).
+    """
     sh = InteractiveShell.instance()
     sh.register_magics(AskMagics(sh), ChainMagics(sh))
     sh.user_ns["idx"] = index
     chain_mod.clear()
     shown = []
-    sh.display_pub.publish = lambda data, metadata=None, **kw: shown.append((data, kw))
-    sh.shown = shown
+    monkeypatch.setattr(sh.display_pub, "publish", lambda data, metadata=None, **kw: shown.append((data, kw)))
+    monkeypatch.setattr(sh, "shown", shown, raising=False)
     yield sh
     chain_mod.clear()
 

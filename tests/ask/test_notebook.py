@@ -23,10 +23,10 @@ def test_ingest_then_ask_with_each_chain_type_in_a_kernel(tmp_path):
     cells = [
         "%load_ext llm_magics",
         "%config LLMMagics.max_tokens = 48",
-        "%ingest handbook.md safety.pdf --collection nb --chunk-size 400 --chunk-overlap 50",
+        "%ingest handbook.md safety.pdf --collection nbdocs --chunk-size 400 --chunk-overlap 50",
     ]
     for ct in CHAIN_TYPES:
-        cells.append(f"%%ask --collection nb --k 3 --chain-type {ct} --no-history -o a_{ct}\nWho gives the laser safety training?")
+        cells.append(f"%%ask --collection nbdocs --k 3 --chain-type {ct} --no-history -o a_{ct}\nWho gives the laser safety training?")
     cells.append(
         "import json\nprint(json.dumps({ct: {'raw': a.raw, 'grounded': a.grounded, 'sources': [s.source for s in a.sources],"
         " 'pages': [s.page for s in a.sources], 'cited': [s.source for s in a.cited]} for ct, a in"

@@ -64,7 +64,7 @@ def test_each_chain_type_answers_and_cites_the_right_source(chain_type, real_ind
 @pytest.mark.parametrize("question", list(QUESTIONS))
 def test_stuff_finds_each_fact(question, real_index, smollm):
     expected, word = QUESTIONS[question]
-    a = ask(question, index=real_index, model=smollm, k=2, max_tokens=48, memory=None)
+    a = ask(question, index=real_index, model=smollm, k=2, max_tokens=24, memory=None)
     assert a.sources[0].source.endswith(expected)
     assert a.raw.strip()
 

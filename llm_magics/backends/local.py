@@ -1,0 +1,114 @@
+"""The ``local`` backend: chat with a model running on our own runtime (llm_magics.runtime).
+
+Serves SmolLM2-135M-Instruct by default, or any local GGUF file or HF folder
+(``--model PATH``). Replies stream as text pieces. With ``capture_attention`` on
+(the default), each reply also records what every answer token attended to:
+``usage.extra["attention"]`` is a ``runtime.GenerationAttention``, which
+``%attnviz --last`` turns into a per-source grounding view.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import ClassVar, Iterator, Literal
+
+from pydantic import Field
+
+from ..errors import UsageError
+from ..extension import Options
+from ..hookspecs import hookimpl
+from .base import Backend, GenerationParams, Message, Usage
+
+_models: dict[tuple[str, str], object] = {}  # (model, dtype) -> runtime.LanguageModel, shared by instances
+_lock = threading.Lock()
+
+
+def load_language_model(model: str, dtype: str = "float32"):
+    """A runtime LanguageModel, loaded once per process (imports torch on first call)."""
+    with _lock:
+        key = (model, dtype)
+        if key not in _models:
+            from .. import runtime
+
+            lm = runtime.load(model, dtype=dtype)
+            if lm.config.kind != "decoder":
+                raise UsageError(f"{model!r} is an encoder ({lm.name}); the local backend needs a decoder such as smollm2.")
+            _models[key] = lm
+        return _models[key]
+
+
+class LocalBackend(Backend):
+    """Generate with our own PyTorch runtime, fully offline."""
+
+    name: ClassVar[str] = "local"
+    description: ClassVar[str] = "Our own PyTorch runtime: SmolLM2-135M-Instruct, or any local GGUF file or HF folder"
+    default_model: ClassVar[str] = "smollm2-135m-instruct"
+
+    class Options(Options):
+        dtype: Literal["float32", "bfloat16", "int8"] = Field(
+            "float32", description="Weight format: float32 (exact), bfloat16, or int8 weight-only (fastest decode)."
+        )
+        capture_attention: bool = Field(
+            True, description="Record what each answer token attended to (for %attnviz --last); costs some speed and memory."
+        )
+        capture_layers: list[int] | None = Field(None, description="Layers to record when capturing; default all.")
+
+    @property
+    def runtime_model(self):
+        """The loaded runtime.LanguageModel (loads on first use)."""
+        return load_language_model(self.model, self.options.dtype)
+
+    @property
+    def tokenizer(self):
+        return self.runtime_model.tokenizer
+
+    @property
+    def context_window(self) -> int:
+        return self.runtime_model.context_window
+
+    def count_tokens(self, text: str) -> int:
+        return self.runtime_model.count_tokens(text)
+
+    def prompt(self, messages: list[Message]) -> str:
+        """The messages rendered with the model's own chat template."""
+        return self.runtime_model.chat_prompt(messages)
+
+    def stream(self, messages: list[Message], params: GenerationParams, usage: Usage) -> Iterator[str]:
+        lm = self.runtime_model
+        prompt = self.prompt(messages)
+        prompt_tokens = lm.count_tokens(prompt)
+        if prompt_tokens >= lm.context_window:
+            raise UsageError(
+                f"The prompt is {prompt_tokens} tokens but {lm.name} reads at most {lm.context_window}. "
+                "Retrieve fewer chunks (-k), use smaller chunks, or pick a model with a longer context."
+            )
+        generation = lm.generate(
+            prompt,
+            max_new_tokens=params.max_tokens,
+            temperature=params.temperature,
+            top_k=params.top_k,
+            top_p=params.top_p,
+            seed=params.seed,
+            stop=list(params.stop or ()),
+            stream=True,
+            capture_attention=self.options.capture_attention,
+            capture_layers=self.options.capture_layers,
+        )
+        usage.prompt_tokens = generation.prompt_tokens
+        for piece in generation:
+            usage.completion_tokens = len(generation.token_ids)
+            yield piece
+        usage.completion_tokens = len(generation.token_ids)
+        usage.finish_reason = generation.finish_reason
+        usage.extra["timings"] = dict(generation.timings)
+        if generation.attention is not None:
+            generation.attention.tokenizer = lm.tokenizer  # so a view can decode the ids it holds
+            usage.extra["attention"] = generation.attention
+            usage.extra["prompt_ids"] = list(generation.prompt_ids)
+        if generation.finish_reason == "interrupted":
+            raise KeyboardInterrupt  # the runtime stopped cleanly; tell the caller, who keeps the text
+
+
+@hookimpl
+def register_backends(register):
+    register(LocalBackend, aliases=("runtime",))

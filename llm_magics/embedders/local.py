@@ -1,0 +1,95 @@
+"""The default embedder: all-MiniLM-L6-v2 on our own runtime (llm_magics.runtime).
+
+``--embedder all-minilm-l6-v2`` (or ``minilm``, ``local``) uses it; ``model=PATH``
+serves any local BERT-style HF folder the same way. The model loads on first use.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, ClassVar, Literal, Sequence
+
+from pydantic import Field
+
+from ..errors import UsageError
+from ..extension import Options
+from ..hookspecs import hookimpl
+from .base import Embedder
+
+if TYPE_CHECKING:
+    import numpy as np
+
+DEFAULT_MODEL = "all-minilm-l6-v2"
+
+_models: dict[tuple[str, str], object] = {}  # (model, dtype) -> runtime.EmbeddingModel
+_lock = threading.Lock()
+
+
+def load_embedding_model(model: str, dtype: str = "float32"):
+    """A runtime EmbeddingModel, loaded once per process (imports torch on first call)."""
+    with _lock:
+        key = (model, dtype)
+        if key not in _models:
+            from .. import runtime
+
+            encoder = runtime.load(model, dtype=dtype)
+            if encoder.config.kind != "encoder":
+                raise UsageError(f"{model!r} is a decoder ({encoder.name}); an embedder needs an encoder such as all-minilm-l6-v2.")
+            _models[key] = encoder
+        return _models[key]
+
+
+class LocalEmbedder(Embedder):
+    """Sentence embeddings from a BERT-style encoder on our runtime: mean pooling, L2-normalised."""
+
+    name: ClassVar[str] = DEFAULT_MODEL
+    description: ClassVar[str] = "all-MiniLM-L6-v2 (384-d) on the built-in runtime; model=PATH for any local BERT folder"
+
+    class Options(Options):
+        model: str = Field(DEFAULT_MODEL, description="A registered encoder name or a local HF folder (config.json + safetensors).")
+        batch_size: int = Field(32, gt=0, description="Texts per forward pass (texts are bucketed by length first).")
+        dtype: Literal["float32", "bfloat16", "int8"] = Field("float32", description="Weight format of the encoder.")
+
+    def __init__(self, model: str | None = None, **options):
+        if model is not None:
+            options["model"] = model
+        super().__init__(**options)
+
+    @property
+    def runtime_model(self):
+        return load_embedding_model(self.options.model, self.options.dtype)
+
+    @property
+    def dimension(self) -> int:
+        return self.runtime_model.dimension
+
+    @property
+    def max_tokens(self) -> int:
+        """Word pieces per input, [CLS] and [SEP] included (256 for MiniLM); longer text is truncated."""
+        return self.runtime_model.max_tokens
+
+    def embed(self, texts: Sequence[str]) -> "np.ndarray":
+        return self.runtime_model.embed(list(texts), batch_size=self.options.batch_size)
+
+    def token_spans(self, text: str) -> list[tuple[int, int]]:
+        return self.runtime_model.token_spans(text)
+
+    def count_tokens(self, text: str) -> int:
+        """Word pieces in text, special tokens excluded."""
+        return len(self.token_spans(text))
+
+    def tokenize(self, text: str) -> list[str]:
+        return self.runtime_model.tokenize(text)
+
+    @property
+    def identity(self) -> str:
+        """The registered model name, or local:PATH for a folder, so vectors from another model are caught."""
+        from ..models import resolve
+
+        spec = resolve(self.options.model)
+        return spec.name if spec.name == DEFAULT_MODEL else f"local:{spec.path.resolve()}"
+
+
+@hookimpl
+def register_embedders(register):
+    register(LocalEmbedder, aliases=("local", "minilm"))

@@ -1,0 +1,40 @@
+"""The main job and the demo notebooks, run for real: a subprocess and a real kernel (nbclient)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+NOTEBOOKS = sorted((ROOT / "demo_notebooks").glob("*.ipynb"))
+
+
+def test_the_demo_ingests_and_answers_offline_with_sources(tmp_path):
+    """`python -m llm_magics.demo`, as `make demo` runs it, with no network."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "ANONYMIZED_TELEMETRY": "False", "NO_PROXY": "*", "HTTPS_PROXY": "http://127.0.0.1:9"}
+    out = subprocess.run(
+        [sys.executable, "-m", "llm_magics.demo", "--store-path", str(tmp_path / "store"), "How many nodes does the Heron GPU cluster have?"],
+        capture_output=True, text=True, timeout=600, cwd=tmp_path, env=env,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    text = out.stdout
+    assert "Q: How many nodes does the Heron GPU cluster have?" in text
+    answer = text.split("A: ", 1)[1]
+    assert "8" in answer.split("[1]")[0] or "eight" in answer.lower()
+    assert "cluster.html" in answer  # the source it came from is cited
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_demo_notebook_runs(path, tmp_path):
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}})
+    client.execute()
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    assert not errors, errors

