@@ -109,8 +109,14 @@ def _register(plugin, name: str, source: str) -> None:
     except Exception as e:  # noqa: BLE001 - e.g. a hook name that is not in hookspecs
         _fail(name, source, f"{type(e).__name__}: {e}")
         return
-    hooks = sorted(h.name for h in pm.get_hookcallers(plugin) or [])
-    info[name] = PluginInfo(name, source, hooks)
+    callers = pm.get_hookcallers(plugin) or []
+    unknown = sorted(h.name for h in callers if not h.has_spec())
+    if unknown:  # a typo such as register_loaderz would otherwise be silently ignored
+        pm.unregister(plugin, name=name)
+        known = ", ".join(sorted(n for n in dir(hookspecs) if n.startswith("register_")))
+        _fail(name, source, f"unknown hook {', '.join(unknown)}; hooks are: {known}")
+        return
+    info[name] = PluginInfo(name, source, sorted(h.name for h in callers))
 
 
 def _fail(name: str, source: str, reason: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 import textwrap
 
@@ -13,10 +14,11 @@ from llm_magics import plugins, registry
 def make_distribution(root, name, module, body, entry=None):
     """Write an installed distribution (module + dist-info with entry_points.txt) under ``root``."""
     (root / f"{module}.py").write_text(textwrap.dedent(body))
-    info = root / f"{name}-1.0.dist-info"
+    info = root / f"{name.replace('-', '_')}-1.0.dist-info"  # as wheels name it (PEP 427)
     info.mkdir()
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n")
     (info / "entry_points.txt").write_text(f"[llm_magics]\n{entry or module} = {module}\n")
+    importlib.invalidate_caches()  # the metadata finder caches folder listings by mtime
 
 
 @pytest.fixture

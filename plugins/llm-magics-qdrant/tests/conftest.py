@@ -1,0 +1,23 @@
+import os
+
+import pytest
+
+os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture
+def ip(tmp_path, monkeypatch):
+    """A real InteractiveShell with llm_magics loaded, in a fresh folder."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from llm_magics import config
+
+    monkeypatch.chdir(tmp_path)
+    shell = InteractiveShell.instance()
+    shell.run_cell("%load_ext llm_magics").raise_error()
+    try:
+        yield shell
+    finally:
+        shell.run_cell("%unload_ext llm_magics")
+        config.use(None)
