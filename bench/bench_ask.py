@@ -131,7 +131,7 @@ def peer_once(embedder, collection, backend, question: str, k: int = 4) -> float
 def overhead(index, repeats: int) -> tuple[list[dict], dict]:
     from IPython.core.interactiveshell import InteractiveShell
 
-    from llm_magics.ask import ask
+    from llm_magics.answers import ask
     from llm_magics.backends import get_model
     from llm_magics.magics.ask import AskMagics
 
@@ -177,7 +177,7 @@ def overhead(index, repeats: int) -> tuple[list[dict], dict]:
 
 
 def model_speed(repeats: int, store: Path) -> list[dict]:
-    from llm_magics.ask import STOP, ask
+    from llm_magics.answers import STOP, ask
     from llm_magics.backends import get_model
     from llm_magics.backends.base import GenerationParams, Usage
     from llm_magics.demo import DATA

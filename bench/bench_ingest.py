@@ -227,6 +227,19 @@ def run_langchain(folder: Path, store_dir: Path, embedder):
     return seconds, len(chunks), db
 
 
+def token_stats(texts: list[str], embedder) -> dict:
+    """Word pieces each side sends to the model, and what the model's window cuts off."""
+    window = embedder.max_tokens - 2  # [CLS] and [SEP]
+    tokens = truncated = lost = 0
+    for text in texts:
+        spans = embedder.token_spans(text)
+        tokens += min(len(spans), window)
+        if len(spans) > window:
+            truncated += 1
+            lost += len(text) - spans[window - 1][1]
+    return {"tokens": tokens, "truncated": truncated, "lost": lost, "chars": sum(len(t) for t in texts)}
+
+
 def retrieve_ours(index, qs, k=5):
     return [[h.text for h in index.search(q["query"], k=k)] for q in qs]
 
@@ -249,6 +262,7 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=5, help="alternating timed runs per side (median reported)")
     ap.add_argument("--questions", type=int, default=150, help="sentence questions (heading questions: all that qualify)")
     ap.add_argument("--smoke", action="store_true", help="two files, one repeat, no results file")
+    ap.add_argument("--tokens-only", action="store_true", help="only count word pieces and truncation of both sides' chunks (no embedding)")
     ap.add_argument("--sweep", action="store_true", help="retrieval quality of candidate splitter settings (ours), then exit")
     ap.add_argument("--subset", default="maint-guide*", help="glob of corpus files to use ('*' for all 21; the default keeps a run under ~10 minutes on 2 cores)")
     ap.add_argument("--splitter", default=RECOMMENDED["splitter"], help="our side's splitter")
@@ -288,6 +302,8 @@ def main(argv=None) -> int:
 
     if args.sweep:
         return sweep(folder, work, embedder, qs)
+    if args.tokens_only:
+        return tokens_only(folder, embedder, ours_defaults)
 
     # Warm-up: one small ingest on each side (imports, first Chroma client, model caches).
     warm = work / "warm"
@@ -315,6 +331,8 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     q_peer = score(retrieve_langchain(db, qs), qs)
     peer_query_ms = (time.perf_counter() - t0) / len(qs) * 1000
+    tok_o = token_stats([r["text"] for r in index.store.get()], embedder)
+    tok_p = token_stats(db.get()["documents"], embedder)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
     mb = input_bytes(folder) / 1e6
@@ -327,6 +345,10 @@ def main(argv=None) -> int:
         ("seconds, end to end (median)", f"{med(ours):.1f}", f"{med(peer):.1f}", f"{med(peer) / med(ours):.2f}x faster"),
         ("chunks/s (median)", f"{rate_o:.1f}", f"{rate_p:.1f}", f"{rate_o / rate_p:.2f}x"),
         ("input MB/s (median)", f"{mb / med(ours):.3f}", f"{mb / med(peer):.3f}", f"{med(peer) / med(ours):.2f}x"),
+        ("word pieces embedded", f"{tok_o['tokens']}", f"{tok_p['tokens']}", f"{tok_o['tokens'] / tok_p['tokens']:.2f}x"),
+        ("word pieces embedded per second", f"{tok_o['tokens'] / med(ours):.0f}", f"{tok_p['tokens'] / med(peer):.0f}", f"{tok_o['tokens'] / med(ours) / (tok_p['tokens'] / med(peer)):.2f}x"),
+        ("chunks cut by the 256-token window", f"{tok_o['truncated']}", f"{tok_p['truncated']}", ""),
+        ("characters never embedded (cut off)", f"{tok_o['lost']} of {tok_o['chars']}", f"{tok_p['lost']} of {tok_p['chars']} ({tok_p['lost'] / tok_p['chars']:.1%})", ""),
     ]
     for kind in ("all", "heading", "sentence"):
         for metric in ("hit@1", "hit@5", "mrr@5"):
@@ -372,6 +394,30 @@ SWEEP = [
     {"splitter": "markdown", "chunk_size": 300, "chunk_overlap": 50},
     {"splitter": "token", "chunk_size": 254, "chunk_overlap": 32},
 ]
+
+
+def tokens_only(folder: Path, embedder, ours_defaults: dict) -> int:
+    import warnings
+
+    from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+    from llm_magics.loaders import choose
+    from llm_magics.splitters import get_splitter
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from langchain_community.document_loaders import BSHTMLLoader, PyPDFLoader
+    splitter = get_splitter(ours_defaults["splitter"], embedder=embedder, chunk_size=ours_defaults["chunk_size"], chunk_overlap=ours_defaults["chunk_overlap"])
+    ours, docs = [], []
+    for f in sorted(folder.iterdir()):
+        cls, _ = choose(str(f))
+        ours.extend(c.text for c in splitter.split(cls().load(str(f))))
+        loader = BSHTMLLoader(str(f), open_encoding="utf-8", bs_kwargs={"features": "html.parser"}) if f.suffix == ".html" else PyPDFLoader(str(f))
+        docs.extend(loader.load())
+    peer = [d.page_content for d in RecursiveCharacterTextSplitter(chunk_size=1000, chunk_overlap=200).split_documents(docs)]
+    for name, texts in (("ours", ours), ("langchain", peer)):
+        print(name, len(texts), "chunks", token_stats(texts, embedder))
+    return 0
 
 
 def sweep(folder: Path, work: Path, embedder, qs) -> int:

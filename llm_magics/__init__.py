@@ -18,8 +18,8 @@ __version__ = "0.1.0"
 # name -> module it lives in; imported on first attribute access (PEP 562).
 _LAZY = {
     "Index": "llm_magics.index",
-    "Answer": "llm_magics.ask",
-    "ask": "llm_magics.ask",
+    "Answer": "llm_magics.answers",
+    "ask": "llm_magics.answers",
     "Chain": "llm_magics.chain",
     "AttentionWidget": "llm_magics.widgets",
     "RetrievalWidget": "llm_magics.widgets",

@@ -245,7 +245,7 @@ class Chain:
         return render_string(template, variables, what=f"chain {self.name!r} step {i}")
 
     def _retrieve(self, opts: RetrieveOptions, variables, state, prompts, manager, index, stream_to, depth, i):
-        from .ask import Source, retrieve
+        from .answers import Source, retrieve
 
         query = self._render(opts.query, variables, i)
         hits = retrieve(query, index, collection=opts.collection, k=opts.k, callbacks=manager)

@@ -36,6 +36,7 @@ class LLMMagics(Configurable):
     score_threshold = Float(0.25, help="Chunks less similar than this (cosine) count as not relevant.").tag(config=True)
     memory = Unicode("buffer", help="Conversation memory for %%ask: buffer, window, summary or none.").tag(config=True)
     memory_tokens = Int(600, help="Token budget of the conversation memory.").tag(config=True)
+    memory_window = Int(3, help="Turns the window memory keeps (with LLMMagics.memory = 'window').").tag(config=True)
     callbacks = List(Unicode(), default_value=[], help="Callback handlers to switch on by name (e.g. logging, trace).").tag(config=True)
     trace_path = Unicode("", help="When set, the trace callback appends JSONL events to this file.").tag(config=True)
     openai_base_url = Unicode("", help="Base URL of an OpenAI-compatible server; defaults to $OPENAI_BASE_URL.").tag(config=True)

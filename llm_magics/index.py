@@ -136,7 +136,7 @@ class Index:
         recursive: bool = False,
         *,
         progress: bool | None = None,
-        batch_size: int | None = None,
+        batch_size: int | None = None,  # texts per embedder call (default 256)
         **loader_options: Any,
     ) -> IngestReport:
         """Load, split, embed and store ``sources`` (files, folders, globs, URLs).
@@ -161,7 +161,9 @@ class Index:
         else:
             split = get_splitter(splitter, embedder=embedder, chunk_size=chunk_size, chunk_overlap=chunk_overlap)
         _check_loader_options(loader, loader_options)
-        batch_size = batch_size or getattr(config.settings(), "embed_batch_size", 32)
+        # Texts per embed() call: the embedder buckets them by token length inside the call,
+        # so bigger calls pad less; the progress bar moves once per call.
+        batch_size = batch_size or getattr(config.settings(), "embed_batch_size", 256)
         writer = _Writer(self, report, batch_size, progress)
         usage_errors: list[UsageError] = []
         manifest = self.store.manifest()
@@ -385,9 +387,12 @@ class _Writer:
             metas = [{**c.metadata, KEY: item.key, VERSION: item.version} for c in chunks]
             store.upsert([id_ for _, id_ in part], vectors, [c.text for c in chunks], metas)
         store.set_manifest(item.key, {**base, "version": item.version, "pending": None, "stale": stale})  # 3
-        old_ids = [r["id"] for r in store.get(where={KEY: item.key}) if r["metadata"].get(VERSION) != item.version]
-        store.delete(old_ids)  # 4
-        store.set_manifest(item.key, {**base, "version": item.version, "pending": None, "stale": []})
+        if item.old is None:  # a new source: nothing older can exist (a crashed attempt leaves an entry)
+            old_ids = []
+        else:  # 4
+            old_ids = [r["id"] for r in store.get(where={KEY: item.key}) if r["metadata"].get(VERSION) != item.version]
+            store.delete(old_ids)
+            store.set_manifest(item.key, {**base, "version": item.version, "pending": None, "stale": []})
         self.report.chunks_added += len(rows)
         self.report.chunks_unchanged += len(item.ids) - len(rows)
         self.report.chunks_removed += len(old_ids)

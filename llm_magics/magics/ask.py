@@ -131,9 +131,7 @@ class AskMagics(Magics):
 
         End a ``%ask`` line without ``?``: IPython reads a trailing ``?`` as a help request.
         """
-        import importlib
-
-        ask_mod = importlib.import_module("llm_magics.ask")  # the module: llm_magics.ask may be the function
+        from .. import answers as ask_mod
         from .. import memory
 
         parser = self.ask.parser

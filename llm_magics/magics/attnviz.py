@@ -24,13 +24,11 @@ def _is_answer(obj) -> bool:
 
 def last_answer(shell):
     """The most recent ``Answer``: the ask module's record if it keeps one, else the newest in Out/_."""
-    from .. import ask
+    from .. import answers
 
-    for name in ("last_answer", "LAST", "last"):
-        found = getattr(ask, name, None)
-        found = found() if callable(found) and not _is_answer(found) else found
-        if _is_answer(found):
-            return found
+    found = answers.last_answer()
+    if _is_answer(found):
+        return found
     ns = shell.user_ns
     outputs = ns.get("Out", {}) or {}
     for key in sorted(outputs, reverse=True):

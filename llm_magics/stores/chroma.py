@@ -115,6 +115,7 @@ class ChromaStore(VectorStore):
         self._db_lock = threading.Lock()
         self._db = sqlite3.connect(os.path.join(self.path, MANIFEST_FILE), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")  # each write still atomic; WAL keeps it safe against crashes
         self._db.execute("CREATE TABLE IF NOT EXISTS manifest (collection TEXT, key TEXT, entry TEXT, PRIMARY KEY (collection, key))")
 
     @property

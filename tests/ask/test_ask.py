@@ -8,7 +8,7 @@ import pytest
 from pydantic import BaseModel
 
 from llm_magics import ask, memory
-from llm_magics.ask import AskInterrupted, Answer
+from llm_magics.answers import AskInterrupted, Answer
 from llm_magics.chains import GenerationError
 from llm_magics.errors import UsageError
 
@@ -30,7 +30,7 @@ def test_answer_carries_sources_prompts_usage_timings(scripted, index):
     md = a._repr_markdown_()
     assert md.startswith("Rome is the capital of Italy. [1]") and "`italy.pdf, p. 2, chars 120+`" in md
     assert "<code>italy.pdf, p. 2, chars 120+</code>" in a._repr_html_()
-    from llm_magics.ask import last_answer
+    from llm_magics.answers import last_answer
 
     assert last_answer() is a
 
@@ -197,7 +197,7 @@ def test_bad_settings_and_arguments_are_usage_errors(scripted, index):
 
 
 def test_compare_runs_each_chain_type_on_the_same_hits(scripted, index):
-    from llm_magics.ask import compare
+    from llm_magics.answers import compare
 
     scripted.default_reply = "Paris is the capital of France."
     c = compare("What is the capital of France?", ["stuff", "refine", "map_reduce", "map_rerank"], index=index, model="scripted", k=2)

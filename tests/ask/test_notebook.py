@@ -22,7 +22,7 @@ def test_ingest_then_ask_with_each_chain_type_in_a_kernel(tmp_path):
         shutil.copy(DATA / name, tmp_path / name)
     cells = [
         "%load_ext llm_magics",
-        "%config LLMMagics.max_tokens = 48",
+        "%config LLMMagics.max_tokens = 32",
         "%ingest handbook.md safety.pdf --collection nbdocs --chunk-size 400 --chunk-overlap 50",
     ]
     for ct in CHAIN_TYPES:

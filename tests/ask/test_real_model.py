@@ -49,7 +49,7 @@ def test_each_chain_type_answers_and_cites_the_right_source(chain_type, real_ind
     question = "Who gives the laser safety training?"
     expected, _ = QUESTIONS[question]
     streamed = []
-    a = ask(question, index=real_index, model=smollm, chain_type=chain_type, k=3, max_tokens=48, memory=None, stream_to=streamed.append)
+    a = ask(question, index=real_index, model=smollm, chain_type=chain_type, k=3, max_tokens=32, memory=None, stream_to=streamed.append)
     assert a.chain_type == chain_type
     assert a.raw.strip(), a.prompts
     assert a.sources[0].source.endswith(expected) and a.sources[0].page == 2
