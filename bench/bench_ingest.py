@@ -342,7 +342,7 @@ def main(argv=None) -> int:
     rate_p = statistics.median(n / s for s, n in peer)
     rows = [
         ("chunks stored", f"{chunks_o}", f"{chunks_p}", ""),
-        ("seconds, end to end (median)", f"{med(ours):.1f}", f"{med(peer):.1f}", f"{med(peer) / med(ours):.2f}x faster"),
+        ("seconds, end to end (median)", f"{med(ours):.1f}", f"{med(peer):.1f}", f"{med(peer) / med(ours):.2f}x ({'faster' if med(ours) <= med(peer) else 'slower'})"),
         ("chunks/s (median)", f"{rate_o:.1f}", f"{rate_p:.1f}", f"{rate_o / rate_p:.2f}x"),
         ("input MB/s (median)", f"{mb / med(ours):.3f}", f"{mb / med(peer):.3f}", f"{med(peer) / med(ours):.2f}x"),
         ("word pieces embedded", f"{tok_o['tokens']}", f"{tok_p['tokens']}", f"{tok_o['tokens'] / tok_p['tokens']:.2f}x"),
@@ -362,7 +362,8 @@ def main(argv=None) -> int:
         "",
         f"Command: `{command.strip()}`",
         "",
-        f"Corpus: {len(os.listdir(folder))} files ({mb:.2f} MB) of HTML and PDF from the Debian packages {', '.join(PACKAGES)}; "
+        f"Corpus: {len(os.listdir(folder))} files ({mb:.2f} MB; --subset {args.subset!r}: "
+        f"{sum(f.endswith('.html') for f in os.listdir(folder))} HTML, {sum(f.endswith('.pdf') for f in os.listdir(folder))} PDF) from the Debian packages {', '.join(PACKAGES)}; "
         f"{len(qs)} automatic questions (see the script's docstring for how they are built and judged). "
         f"Embedder for both sides: {embedder.identity}, model load {load_seconds:.1f} s (not timed below). "
         f"torch threads: {torch.get_num_threads()}. Median of {args.repeats} alternating repeats after a warm-up; "

@@ -89,6 +89,7 @@ def main() -> None:
     n_sentences = 64 if quick else 512
 
     torch.set_num_threads(2)
+    load_before = os.getloadavg()[0]
     import transformers
 
     transformers.logging.set_verbosity_error()
@@ -223,7 +224,9 @@ def main() -> None:
             f"# Runtime benchmark\n\n{datetime.date.today().isoformat()}, `{command}`, "
             f"torch {torch.__version__}, transformers {transformers.__version__}, "
             f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch.set_num_threads(2). "
-            f"Medians of {repeats} alternating repeats after a warm-up.\n\n"
+            f"Medians of {repeats} alternating repeats after a warm-up. Load average {load_before:.1f} at the "
+            f"start, {os.getloadavg()[0]:.1f} at the end: other jobs shared these 2 cores, which lowers every "
+            "absolute figure; the ratios are measured side by side.\n\n"
         )
         Path(args.out).write_text(header + table + "\n")
         print(f"\nwritten to {args.out}")

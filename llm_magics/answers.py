@@ -348,7 +348,13 @@ def last_answer() -> Answer | None:
 
 def _finish(answer: Answer, llm: LLM, manager, start: float) -> Answer:
     global _last
+    if _last is not None and _last is not answer:
+        # Captured attention is large (layers × heads × answer tokens × prompt tokens):
+        # only the newest answer keeps it, which is the one %attnviz --last shows.
+        _last.extras.pop("attention", None)
     _last = answer
+    if llm.final_capture is not None:
+        answer.extras.update(llm.final_capture)
     answer.prompts = llm.prompts
     answer.usage = llm.usage
     timing = manager.get("timing")

@@ -75,6 +75,9 @@ class LLM:
         self.final_text = ""
         self.model_seconds = 0.0
         self.first_answer_at: float | None = None  # perf_counter() of the first streamed answer text
+        # What the model attended to while writing the final answer, when the backend
+        # captures it (the local backend does): {"attention": ..., "prompt_ids": [...]}.
+        self.final_capture: dict | None = None
 
     # -- budgets -------------------------------------------------------------
     @property
@@ -151,6 +154,8 @@ class LLM:
             self.callbacks.on_llm_error(error=e, step=step)
             reason = str(e).strip().splitlines()[0] if str(e).strip() else ""
             raise GenerationError(f"Model {self.backend.model_id} failed in step {step!r}: {type(e).__name__}{': ' + reason if reason else ''}") from e
+        if final and usage.extra.get("attention") is not None:
+            self.final_capture = {"attention": usage.extra["attention"], "prompt_ids": usage.extra.get("prompt_ids")}
         return self._finish(record, usage, pieces, start, step)
 
     def emit(self, text: str) -> None:

@@ -63,6 +63,7 @@ def load(name_or_path, *, dtype: str = "float32", use_cache: bool = True):
         raise ValueError(f"Checkpoint {path} does not fit the model: missing {missing[:5]}, unexpected {unexpected[:5]}")
     if config.kind == "decoder" and config.tie_word_embeddings:
         module.unembed.weight = module.embed.weight  # assign=True replaced the embedding; re-tie
+    del state_dict  # the module holds the tensors now; let prepare() free each one it replaces
     quantize.prepare(module, dtype)
 
     cls = EmbeddingModel if config.kind == "encoder" else LanguageModel

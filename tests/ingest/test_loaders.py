@@ -9,7 +9,7 @@ import pytest
 
 from llm_magics import registry
 from llm_magics.errors import UsageError
-from llm_magics.loaders import SkipSource, choose, get_loader
+from llm_magics.loaders import SkipSource, choose
 
 
 def load(path, loader=None, **options):
