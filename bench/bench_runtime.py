@@ -76,12 +76,46 @@ def child(side: str, tokens: int, cache: str | None = None) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def measure_compile(repeats: int) -> None:
+    """torch.compile(dynamic=True) applied from outside to the decoder's forward, against eager."""
+    torch.set_num_threads(2)
+    from llm_magics import runtime
+
+    lm = runtime.load("smollm2")
+    ids = lm.encode("The history of the Roman empire begins with")
+
+    def run():
+        lm.generate(ids, max_new_tokens=32, stop_token_ids=[])
+
+    run()
+    eager = lm.module.forward
+    started = time.perf_counter()
+    lm.module.forward = torch.compile(eager, dynamic=True)
+    run()  # compiles the prefill and the decode step
+    compile_s = time.perf_counter() - started
+    compiled = lm.module.forward
+
+    def use(fn):
+        def go():
+            lm.module.forward = fn
+            run()
+
+        return go
+
+    t = alternate({"eager": use(eager), "compiled": use(compiled)}, repeats, warmup=0)
+    print(f"| torch.compile decode (32 tokens) | compiled {32 / t['compiled']:.1f} tok/s | eager {32 / t['eager']:.1f} tok/s "
+          f"| {t['eager'] / t['compiled']:.2f}x | compile + first run {compile_s:.0f} s |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="smoke mode: small sizes, 1 repeat, no file written")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", default=str(HERE / "results_runtime.md"))
+    parser.add_argument("--compile", action="store_true", help="only measure torch.compile on decode (compile time, tok/s vs eager)")
     args = parser.parse_args()
+    if args.compile:
+        return measure_compile(args.repeats)
     quick = args.quick
     repeats = 1 if quick else args.repeats
     new_tokens = 8 if quick else 64

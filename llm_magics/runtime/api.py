@@ -41,11 +41,14 @@ def _resolve(name_or_path) -> tuple[str, Path, str]:
     return spec.name, Path(spec.path), spec.format
 
 
-def load(name_or_path, *, dtype: str = "float32", use_cache: bool = True):
+def load(name_or_path, *, dtype: str = "float32", use_cache: bool = True, compile: bool = False):
     """Load a model by registered name ("smollm2", "minilm") or local path (a .gguf file or HF folder).
 
     dtype: "float32" (default), "bfloat16" or "int8" (weight-only, per-row scales).
     use_cache: reuse (and write) the converted-weights cache for GGUF files.
+    compile: apply torch.compile (dynamic shapes) to the forward pass from outside. Off by default:
+        on the 2-core CPU this was measured on, inductor took minutes to compile and decoded
+        slower than eager (bench/results_runtime.md).
     Returns a LanguageModel (decoders) or an EmbeddingModel (encoders).
     """
     started = time.perf_counter()
@@ -65,6 +68,10 @@ def load(name_or_path, *, dtype: str = "float32", use_cache: bool = True):
         module.unembed.weight = module.embed.weight  # assign=True replaced the embedding; re-tie
     del state_dict  # the module holds the tensors now; let prepare() free each one it replaces
     quantize.prepare(module, dtype)
+    if compile:
+        module.forward = torch.compile(module.forward, dynamic=True)
+    else:
+        log.info("Running %s eagerly: torch.compile measured slower for CPU decode (see bench/results_runtime.md).", name)
 
     cls = EmbeddingModel if config.kind == "encoder" else LanguageModel
     model = cls(module, tokenizer, name=name, path=path, dtype=dtype)

@@ -32,7 +32,7 @@ class EncoderConfig:
     hidden_act: str = "gelu"  # exact erf GELU; "gelu_new" is the tanh approximation
     pad_token_id: int = 0  # [PAD]; masked out of attention and pooling
     positional_encoding: str = "learned"  # "learned" (BERT) or "sinusoidal" (Vaswani et al.)
-    pooling: str = "mean"  # sentence embedding = mean of token vectors over the mask
+    pooling: str = "mean"  # sentence vector: "mean" of token vectors over the mask, or "cls"
     normalize: bool = True  # L2-normalise sentence embeddings
     max_seq_length: int = 256  # sentence-transformers truncates inputs here
     kind: str = field(default="encoder", init=False)

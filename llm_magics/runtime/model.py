@@ -193,8 +193,11 @@ class Encoder(nn.Module):
         return x
 
     def pool(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Mean of the real tokens' vectors (padding excluded), then L2-normalised: (B, T, C) -> (B, C)."""
-        weights = attention_mask.to(hidden.dtype)[:, :, None]  # (B, T, 1)
-        summed = (hidden * weights).sum(dim=1)  # (B, C)
-        pooled = summed / weights.sum(dim=1).clamp(min=1e-9)  # (B, C)
+        """One vector per text, (B, T, C) -> (B, C): the mean of the real tokens' vectors (padding
+        excluded), or the [CLS] vector for pooling="cls"; then L2-normalised."""
+        if self.config.pooling == "cls":
+            pooled = hidden[:, 0]  # (B, C)
+        else:
+            weights = attention_mask.to(hidden.dtype)[:, :, None]  # (B, T, 1)
+            pooled = (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)  # (B, C)
         return F.normalize(pooled, p=2, dim=-1) if self.config.normalize else pooled

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 
 import pytest
 
@@ -114,8 +113,3 @@ def relative_error(ours, ref) -> float:
     """max |ours - ref| / max |ref|: 'within 1e-4 relative' means this is below 1e-4."""
     ours, ref = ours.float(), ref.float()
     return ((ours - ref).abs().max() / ref.abs().max()).item()
-
-
-@pytest.fixture
-def timer():
-    return time.perf_counter
