@@ -13,6 +13,24 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+@pytest.fixture(autouse=True)
+def fresh_state():
+    """Each test starts from default settings, no conversation memory and no last answer."""
+    from llm_magics import answers, config, memory
+
+    config.use(None)
+    yield
+    config.use(None)
+    memory.reset()
+    answers._last = None
+    from IPython.core.interactiveshell import InteractiveShell
+
+    if InteractiveShell.initialized():  # tests share IPython's one shell: leave it clean
+        shell = InteractiveShell.instance()
+        shell.reset(new_session=False)
+        shell.config.pop("LLMMagics", None)  # %config values outlive %unload_ext in a session
+
+
 @pytest.fixture
 def ip(tmp_path, monkeypatch):
     """A real ``InteractiveShell`` with ``%load_ext llm_magics``, working in a fresh folder.
