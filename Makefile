@@ -1,7 +1,7 @@
 # The two commands a fresh machine needs (see README):
 #   make demo   install everything, then ingest the bundled documents and answer offline
 #   make test   install the test tools too, then run every test
-.PHONY: demo test bench
+.PHONY: demo test
 
 demo:
 	bash scripts/setup.sh
@@ -11,5 +11,3 @@ test:
 	bash scripts/setup.sh --dev
 	.venv/bin/python -m pytest
 
-bench:
-	.venv/bin/python bench/run_all.py

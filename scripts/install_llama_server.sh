@@ -44,5 +44,5 @@ if [ -z "$WHEEL" ]; then
     echo "install_llama_server: no wheel for llama-cpp-python $VERSION in $CACHE after the build" >&2
     exit 1
 fi
-"$PY" -m pip install "${WHEEL}[server]"
+"$PY" -m pip install -q "${WHEEL}[server]"
 "$PY" -c "import llama_cpp.server.app; import llama_cpp; print('install_llama_server: llama-cpp-python', llama_cpp.__version__, 'ready')"

@@ -39,10 +39,9 @@ from llm_magics.splitters import Splitter
 class Halves(Splitter):
     name = "halves"
 
-    def split_text(self, text):
+    def spans(self, text, metadata):
         mid = len(text) // 2
-        yield 0, text[:mid]
-        yield mid, text[mid:]
+        return [(0, mid), (mid, len(text))]
 
 @hookimpl
 def register_splitters(register):
@@ -57,6 +56,10 @@ def test_entry_point_plugin_is_loaded_and_its_source_recorded(site):
     assert info.source == "entry point lmtest-good 1.0"
     assert info.hooks == ["register_splitters"]
     assert registry.entries("splitter")["halves"].plugin == "lmtest_good"
+    from llm_magics import Document
+
+    chunks = list(registry.get("splitter", "halves")().split([Document("abcdefgh", {"source": "x"})]))
+    assert [(c.text, c.metadata["start_index"]) for c in chunks] == [("abcd", 0), ("efgh", 4)]
 
 
 def test_broken_import_is_reported_by_name_and_the_rest_load(site):

@@ -40,13 +40,14 @@ def test_plugin_hooks_have_tests(hook):
     assert any(pattern.search(p.read_text(errors="replace")) for p in sources), f"no test implements {hook}"
 
 
-def test_doc_examples_run_and_register(tmp_path):
-    """The examples in docs/plugin_hooks.md are real code: run each and call its hook."""
-    from llm_magics import plugins, registry
+def test_doc_examples_run_register_and_work(tmp_path):
+    """The examples in docs/plugin_hooks.md are real code: run each, call its hook, use what it registers."""
+    from llm_magics import Document
+    from llm_magics.backends import GenerationParams
 
     docs = (ROOT / "docs" / "plugin_hooks.md").read_text()
-    runnable = {"register_models", "register_loaders", "register_splitters", "register_embedders", "register_backends", "register_callbacks"}
-    for hook in sorted(runnable):
+    registered = {}
+    for hook in ("register_models", "register_loaders", "register_splitters", "register_embedders", "register_backends", "register_callbacks"):
         section = re.search(rf"^## {hook}\n(.*?)(?=^## |\Z)", docs, re.S | re.M).group(1)
         code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
         namespace: dict = {}
@@ -54,4 +55,22 @@ def test_doc_examples_run_and_register(tmp_path):
         collected = []
         namespace[hook](register=lambda *a, **k: collected.append(a))
         assert collected, hook
-    assert registry is not None and plugins is not None
+        registered[hook] = collected[0]
+
+    rst = tmp_path / "a.rst"
+    rst.write_text("Title\n=====\n\nSome text.")
+    (doc,) = list(registered["register_loaders"][0]().load(str(rst)))
+    assert doc.text.startswith("Title") and doc.metadata["source"] == str(rst)
+
+    chunks = list(registered["register_splitters"][0]().split([Document("One. Two! Three?", {"source": "s"})]))
+    assert [c.text for c in chunks] == ["One.", "Two!", "Three?"]
+
+    vectors = registered["register_embedders"][0]().embed(["a b", "b c"])
+    assert vectors.shape == (2, 64)
+
+    completion = registered["register_backends"][0]().complete("hello there", GenerationParams())
+    assert completion.text == "hello there" and completion.usage.finish_reason == "stop"
+
+    handler = registered["register_callbacks"][0]()
+    handler.on_llm_new_token(token="x")
+    assert type(handler).tokens == 1
