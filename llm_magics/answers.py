@@ -121,6 +121,12 @@ class Answer:
             notes.append("Interrupted: this is what was generated before the stop.")
         return notes
 
+    def view(self):
+        """The retrieval view: chunks with scores and sources, the final prompt, citations, timings."""
+        from .widgets import RetrievalWidget
+
+        return RetrievalWidget(self)
+
     def _repr_markdown_(self) -> str:
         body = self.answer.strip() + (f" {self.marks}" if self.marks and self.grounded else "")
         lines = [body, ""]

@@ -108,6 +108,7 @@ class AskMagics(Magics):
     @argument("--session", help="Name a conversation; memory is kept per session (default: per collection).")
     @argument("--reset", action="store_true", help="Clear the conversation memory first (alone: just clear it).")
     @argument("--compare", help="Comma-separated chain types to run on the same chunks, shown side by side.")
+    @argument("--view", action="store_true", help="Also show the retrieval view: chunks with scores, the final prompt, citations, timings.")
     @argument("-o", "--output", help="Store the Answer in this variable.")
     @no_var_expand  # {{ var }} is ours (Jinja2), not IPython's {var} expansion
     @line_cell_magic
@@ -187,6 +188,10 @@ class AskMagics(Magics):
             raise
         stream.clear()
         bind(self.shell, args.output, result)
+        if args.view and not args.compare:
+            from IPython.display import display
+
+            display(result.view())
         return result
 
     def _lookup(self, name: str, flag: str):

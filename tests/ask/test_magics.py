@@ -133,3 +133,13 @@ def test_chain_define_run_list_show(shell, scripted):
         run(shell, "%chain run greet --input oops")
     run(shell, "%chain delete greet")
     assert chain_mod.names() == []
+
+
+def test_view_shows_the_retrieval_widget(shell, scripted):
+    scripted.enqueue("Paris is the capital of France.")
+    a = run(shell, "%%ask --index idx --model scripted --view\nWhat is the capital of France?")
+    widgets = [d for d, kw in shell.shown if "application/vnd.jupyter.widget-view+json" in d]
+    assert widgets, "the retrieval view was displayed"
+    view = a.view()
+    assert type(view).__name__ == "RetrievalWidget"
+    assert view.sources[0]["source"] == "france.txt"
