@@ -1,12 +1,12 @@
 """Import and %load_ext time: llm-magics against jupyter-ai-magics (BENCH.md protocol).
 
-    .venv/bin/python bench/bench_import.py [--peer-python /path/to/python-with-jupyter_ai_magics] [--repeats 7]
+    .venv/bin/python bench/bench_import.py [--peer-python /tmp/peer/bin/python] [--repeats 7]
 
-Each figure is the wall time of a fresh interpreter doing only the import (minus a bare
-interpreter start measured in the same run), alternating ours and the peer's, median of
-the repeats after one warm-up. The peer runs in its own virtual environment because its
-dependencies (langchain and friends) are not ours; install it with
-`python3 -m venv /tmp/peer && /tmp/peer/bin/pip install jupyter-ai-magics`.
+Each figure is measured inside a fresh interpreter (a cold import every time), around the
+import alone or around ``%load_ext`` alone in an already-created ``InteractiveShell``;
+ours and the peer's alternate, and the table gives the median after one warm-up run each.
+The peer lives in its own virtual environment because its dependencies (langchain and
+friends) are not ours: ``python3 -m venv /tmp/peer && /tmp/peer/bin/pip install jupyter-ai-magics``.
 """
 
 from __future__ import annotations
@@ -15,32 +15,21 @@ import argparse
 import statistics
 import subprocess
 import sys
-import time
 
-OURS = {
-    "import llm_magics": "import llm_magics",
-    "%load_ext llm_magics": (
-        "from IPython.core.interactiveshell import InteractiveShell\n"
-        "s = InteractiveShell.instance()\n"
-        "import time; t = time.perf_counter()\n"
-        "s.run_cell('%load_ext llm_magics').raise_error()\n"
-    ),
-}
-PEER = {
-    "import llm_magics": "import jupyter_ai_magics",
-    "%load_ext llm_magics": (
-        "from IPython.core.interactiveshell import InteractiveShell\n"
-        "s = InteractiveShell.instance()\n"
-        "import time; t = time.perf_counter()\n"
-        "s.run_cell('%load_ext jupyter_ai_magics').raise_error()\n"
-    ),
-}
+IMPORT = "import time\nt = time.perf_counter()\nimport {module}\nprint(time.perf_counter() - t)\n"
+LOAD_EXT = (
+    "from IPython.core.interactiveshell import InteractiveShell\n"
+    "shell = InteractiveShell.instance()\n"
+    "import time\nt = time.perf_counter()\n"
+    "shell.run_cell('%load_ext {module}').raise_error()\n"
+    "print(time.perf_counter() - t)\n"
+)
+HEAVY = "import sys\nprint(sorted(m for m in ('torch', 'chromadb', 'transformers', 'langchain', 'langchain_core') if m in sys.modules))"
 
 
-def timed(python: str, code: str) -> float:
-    start = time.perf_counter()
-    subprocess.run([python, "-c", code], check=True, capture_output=True)
-    return time.perf_counter() - start
+def seconds(python: str, code: str) -> float:
+    out = subprocess.run([python, "-c", code], check=True, capture_output=True, text=True)
+    return float(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -49,36 +38,35 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args()
 
+    sides = [("llm-magics", sys.executable, "llm_magics")]
     try:
         subprocess.run([args.peer_python, "-c", "import jupyter_ai_magics"], check=True, capture_output=True)
-        peer_ok = True
+        sides.append(("jupyter-ai-magics", args.peer_python, "jupyter_ai_magics"))
     except (OSError, subprocess.CalledProcessError):
-        peer_ok = False
         print(f"(peer jupyter_ai_magics not importable with {args.peer_python}: ours only)")
 
-    print("| what | ours (s) | jupyter-ai-magics (s) | ratio peer/ours |")
-    print("|---|---|---|---|")
-    for row in OURS:
-        bare_ours = statistics.median(timed(sys.executable, "pass") for _ in range(args.repeats))
-        bare_peer = statistics.median(timed(args.peer_python, "pass") for _ in range(args.repeats)) if peer_ok else 0.0
-        if row.startswith("%"):  # the shell itself costs the same on both sides: measure it and subtract
-            bare_ours = statistics.median(timed(sys.executable, OURS[row].rsplit("\n", 2)[0]) for _ in range(args.repeats))
-            if peer_ok:
-                bare_peer = statistics.median(timed(args.peer_python, PEER[row].rsplit("\n", 2)[0]) for _ in range(args.repeats))
-        ours, peer = [], []
-        timed(sys.executable, OURS[row])  # warm-up (file cache)
-        if peer_ok:
-            timed(args.peer_python, PEER[row])
+    rows = {}
+    for label, template in (("import", IMPORT), ("%load_ext", LOAD_EXT)):
+        times = {name: [] for name, _, _ in sides}
+        for name, python, module in sides:  # warm-up: the file cache
+            seconds(python, template.format(module=module))
         for _ in range(args.repeats):
-            ours.append(timed(sys.executable, OURS[row]) - bare_ours)
-            if peer_ok:
-                peer.append(timed(args.peer_python, PEER[row]) - bare_peer)
-        o = statistics.median(ours)
-        if peer_ok:
-            p = statistics.median(peer)
-            print(f"| {row} | {o:.3f} | {p:.3f} | {p / o:.1f}x |")
-        else:
-            print(f"| {row} | {o:.3f} | n/a | n/a |")
+            for name, python, module in sides:
+                times[name].append(seconds(python, template.format(module=module)))
+        rows[label] = {name: statistics.median(v) for name, v in times.items()}
+
+    print("| what | llm-magics (ms) | jupyter-ai-magics (ms) | ratio peer/ours |")
+    print("|---|---|---|---|")
+    for label, medians in rows.items():
+        ours = medians["llm-magics"]
+        peer = medians.get("jupyter-ai-magics")
+        peer_cell = f"{peer * 1000:.0f}" if peer is not None else "n/a"
+        ratio = f"{peer / ours:.1f}x" if peer is not None else "n/a"
+        print(f"| {label} | {ours * 1000:.0f} | {peer_cell} | {ratio} |")
+    for name, python, module in sides:
+        code = LOAD_EXT.format(module=module).replace("print(time.perf_counter() - t)\n", "") + HEAVY
+        out = subprocess.run([python, "-c", code], check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
+        print(f"heavy modules after %load_ext {module}: {out}")
 
 
 if __name__ == "__main__":
