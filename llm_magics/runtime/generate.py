@@ -31,13 +31,15 @@ class KVCache:
         self.k = torch.zeros(shape, dtype=dtype)
         self.v = torch.zeros(shape, dtype=dtype)
         self.max_len = max_len
+        self.k_layers, self.v_layers = self.k.unbind(0), self.v.unbind(0)  # per-layer views, (B, nkv, max_len, hs)
 
     def update(self, layer: int, start: int, k: torch.Tensor, v: torch.Tensor):
         """Write k, v (B, nkv, T, hs) at positions start..start+T-1; return all keys/values so far (B, nkv, S, hs)."""
-        end = start + k.shape[2]
-        self.k[layer, :, :, start:end] = k
-        self.v[layer, :, :, start:end] = v
-        return self.k[layer, :, :, :end], self.v[layer, :, :, :end]
+        T = k.shape[2]
+        keys, values = self.k_layers[layer], self.v_layers[layer]
+        keys.narrow(2, start, T).copy_(k)
+        values.narrow(2, start, T).copy_(v)
+        return keys.narrow(2, 0, start + T), values.narrow(2, 0, start + T)
 
 
 # ─── choosing the next token ───────────────────────────────────────────────────

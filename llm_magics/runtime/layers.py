@@ -89,17 +89,19 @@ class RotaryEmbedding(nn.Module):
         self.register_buffer("sin", angles.sin(), persistent=False)
 
     def forward(self, start_pos: int, length: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """cos and sin for positions start_pos .. start_pos+length-1, each (T, 1, hs)."""
-        cos = self.cos[start_pos : start_pos + length, None, :]  # (T, 1, hs): broadcast over heads
-        sin = self.sin[start_pos : start_pos + length, None, :]
+        """cos and sin for positions start_pos .. start_pos+length-1, each (T, hs): they broadcast over (B, heads, T, hs)."""
+        cos = self.cos[start_pos : start_pos + length]  # (T, hs)
+        sin = self.sin[start_pos : start_pos + length]
         return cos, sin
 
 
 def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate each (j, j + hs/2) channel pair of x (B, T, heads, hs) by the position's angle."""
+    """Rotate each (j, j + hs/2) channel pair of x (B, heads, T, hs) by the position's angle."""
+    if cos.dtype != x.dtype:  # bf16 models keep float32 tables (see quantize.py)
+        cos, sin = cos.to(x.dtype), sin.to(x.dtype)
     half = x.shape[-1] // 2
     rotated_half = torch.cat((-x[..., half:], x[..., :half]), dim=-1)  # (x1, x2) -> (-x2, x1)
-    return x * cos.to(x.dtype) + rotated_half * sin.to(x.dtype)
+    return x * cos + rotated_half * sin
 
 
 # ─── normalisation ────────────────────────────────────────────────────────────
@@ -130,10 +132,9 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(n_embd))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dtype == torch.float32:
-            return F.rms_norm(x, (x.shape[-1],), self.weight, self.eps)  # one fused kernel, same formula
-        normed = F.rms_norm(x.float(), (x.shape[-1],), None, self.eps).to(x.dtype)
-        return normed * self.weight
+        x32 = x.float()  # no copy when x is float32 already
+        normed = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)  # (B, T, C)
+        return self.weight * normed.to(x.dtype)
 
 
 # ─── attention ────────────────────────────────────────────────────────────────
@@ -217,16 +218,12 @@ class MultiHeadSelfAttention(nn.Module):
         B, T, C = x.shape
         nh, nkv, hs = self.n_head, self.n_kv_head, self.head_dim
 
-        qkv = self.qkv(x).view(B, T, nh + 2 * nkv, hs)  # (B, T, nh + 2 nkv, hs)
+        qkv = self.qkv(x).view(B, T, nh + 2 * nkv, hs).transpose(1, 2)  # (B, nh + 2 nkv, T, hs): heads first
+        qk = qkv[:, : nh + nkv]  # (B, nh + nkv, T, hs)
         if rope is not None:  # rotate queries and keys together: they share positions
-            qk = apply_rotary(qkv[:, :, : nh + nkv], *rope)  # (B, T, nh + nkv, hs)
-            q, k = qk[:, :, :nh], qk[:, :, nh:]
-        else:
-            q, k = qkv[:, :, :nh], qkv[:, :, nh : nh + nkv]
-        v = qkv[:, :, nh + nkv :]
-        q = q.transpose(1, 2)  # (B, nh, T, hs)
-        k = k.transpose(1, 2)  # (B, nkv, T, hs)
-        v = v.transpose(1, 2)  # (B, nkv, T, hs)
+            qk = apply_rotary(qk, *rope)
+        q, k = qk[:, :nh], qk[:, nh:]  # (B, nh, T, hs), (B, nkv, T, hs)
+        v = qkv[:, nh + nkv :]  # (B, nkv, T, hs)
 
         if kv_cache is not None:  # append, then attend over everything cached so far
             k, v = kv_cache.update(self.layer_idx, start_pos, k, v)  # (B, nkv, S, hs)

@@ -136,7 +136,7 @@ class Decoder(nn.Module):
             if capture is not None:
                 capture.record("hook_pos_embed", pos[None])
             x = x + pos  # (B, T, C)
-        rope = self.rotary(start_pos, T) if self.rotary is not None else None  # (T, 1, hs) each
+        rope = self.rotary(start_pos, T) if self.rotary is not None else None  # (T, hs) each
 
         for block in self.blocks:
             x = block(x, rope=rope, start_pos=start_pos, kv_cache=kv_cache, capture=capture)  # (B, T, C)

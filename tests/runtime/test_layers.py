@@ -72,3 +72,28 @@ def test_rmsnorm_formula():
     norm.weight.data = torch.rand(8)
     expected = x / torch.sqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6) * norm.weight
     torch.testing.assert_close(norm(x), expected)
+
+
+def test_split_linear_computes_what_linear_computes():
+    from llm_magics.runtime.quantize import SplitLinear, prepare
+
+    torch.manual_seed(0)
+    threads = torch.get_num_threads()
+    try:
+        for n_threads in (1, 2, 3):
+            torch.set_num_threads(n_threads)
+            for out_features, bias in ((12, True), (48, False), (7, True)):  # 7 rows: not splittable, F.linear
+                linear = torch.nn.Linear(20, out_features, bias=bias)
+                split = SplitLinear.from_linear(linear)
+                assert split.weight is linear.weight
+                for shape in ((1, 1, 20), (20,), (1, 4, 20), (3, 1, 20)):  # one row (decode), then several
+                    x = torch.randn(shape)
+                    torch.testing.assert_close(split(x), linear(x), atol=1e-6, rtol=1e-5)
+    finally:
+        torch.set_num_threads(threads)
+
+    # prepare() swaps every nn.Linear of a model and keeps tied matrices one tensor.
+    model = torch.nn.Sequential(torch.nn.Embedding(10, 4), torch.nn.Linear(4, 10, bias=False))
+    model[1].weight = model[0].weight
+    prepare(model, "float32")
+    assert isinstance(model[1], SplitLinear) and model[1].weight is model[0].weight
