@@ -22,6 +22,7 @@ class GenerationParams:
     top_p: float | None = None
     seed: int | None = None
     stop: Sequence[str] = ()
+    repetition_penalty: float | None = None  # > 1 discourages repeating the reply's own tokens (None: backend default)
 
 
 @dataclass

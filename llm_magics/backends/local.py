@@ -52,6 +52,9 @@ class LocalBackend(Backend):
             True, description="Record what each answer token attended to (for %attnviz --last); costs some speed and memory."
         )
         capture_layers: list[int] | None = Field(None, description="Layers to record when capturing; default all.")
+        repetition_penalty: float = Field(
+            1.1, ge=1.0, description="Penalty on tokens the reply already used (1 = off); keeps small models out of loops."
+        )
 
     @property
     def runtime_model(self):
@@ -91,6 +94,7 @@ class LocalBackend(Backend):
             seed=params.seed,
             stop=list(params.stop or ()),
             stream=True,
+            repetition_penalty=params.repetition_penalty or self.options.repetition_penalty,
             capture_attention=self.options.capture_attention,
             capture_layers=self.options.capture_layers,
         )

@@ -135,19 +135,23 @@ class LanguageModel(_RuntimeModel):
 
     def generate(self, prompt, max_new_tokens: int = 256, temperature: float = 0.0, top_k=None,
                  top_p=None, seed=None, stop=None, stream: bool = False, capture_attention: bool = False,
-                 capture_layers=None, stop_token_ids=None):  # fmt: skip
+                 capture_layers=None, stop_token_ids=None, repetition_penalty: float = 1.0,
+                 stop_on_loop: bool = True):  # fmt: skip
         """Continue raw text (no chat template) or a list of token ids.
 
         Returns the continuation, or a Generation (an iterator of text pieces, with .text,
         .token_ids, .finish_reason, .timings, .attention) when stream=True.
         stop: stop strings; stop_token_ids: replaces the tokenizer's EOS set ([] = never stop early).
         capture_attention: record what each generated token attended to (see capture.GenerationAttention).
+        repetition_penalty: > 1 makes tokens the continuation already used less likely (prompt tokens are free).
+        stop_on_loop: stop (finish_reason "repetition") when the last tokens repeat one block three times.
         """
         settings = GenerationSettings(
             max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
             stop=[stop] if isinstance(stop, str) else list(stop or []),
             capture_attention=capture_attention, capture_layers=capture_layers,
             stop_token_ids=None if stop_token_ids is None else set(stop_token_ids),
+            repetition_penalty=repetition_penalty, stop_on_loop=stop_on_loop,
         )  # fmt: skip
         ids = self.encode(prompt) if isinstance(prompt, str) else [int(i) for i in prompt]
         generation = Generation(self.module, self.tokenizer, ids, settings)

@@ -45,6 +45,31 @@ class KVCache:
 # ─── choosing the next token ───────────────────────────────────────────────────
 
 
+def penalize_repeats(logits: torch.Tensor, generated: list[int], penalty: float) -> torch.Tensor:
+    """Make tokens this answer already produced less likely (CTRL's repetition penalty).
+
+    Only the generated tokens count, not the prompt's, so copying a fact from the context
+    stays free while a small model's loops (the same line again and again) are discouraged.
+    logits (V,) -> logits (V,).
+    """
+    if penalty == 1.0 or not generated:
+        return logits
+    ids = torch.tensor(sorted(set(generated)))
+    seen = logits[ids]
+    logits = logits.clone()
+    logits[ids] = torch.where(seen > 0, seen / penalty, seen * penalty)
+    return logits
+
+
+def repeating_tail(tokens: list[int], min_period: int = 2, max_period: int = 48, times: int = 3) -> bool:
+    """True when the last ``times`` blocks of ``period`` tokens are identical (a generation loop)."""
+    for period in range(min_period, min(max_period, len(tokens) // times) + 1):
+        tail = tokens[-period:]
+        if all(tokens[-(i + 1) * period : len(tokens) - i * period] == tail for i in range(1, times)):
+            return True
+    return False
+
+
 def sample(logits: torch.Tensor, temperature=0.0, top_k=None, top_p=None, generator=None) -> int:
     """logits (V,) -> a token id. temperature 0 is greedy (argmax)."""
     if not temperature:
@@ -73,6 +98,8 @@ class GenerationSettings:
     capture_attention: bool = False  # record GenerationAttention (explicit attention path; slower)
     capture_layers: list[int] | None = None  # which layers to record; None = all
     stop_token_ids: set[int] | None = None  # None: the tokenizer's EOS set
+    repetition_penalty: float = 1.0  # > 1 discourages tokens the answer already used (1 = off)
+    stop_on_loop: bool = True  # stop when the last tokens repeat one block three times ("repetition")
 
 
 class Generation:
@@ -139,9 +166,12 @@ class Generation:
         t1 = time.perf_counter()
         pos = P
         for step in range(max_new):
-            token = sample(logits, s.temperature, s.top_k, s.top_p, generator)
+            token = sample(penalize_repeats(logits, self.token_ids, s.repetition_penalty), s.temperature, s.top_k, s.top_p, generator)
             if token in stop_ids:
                 self.finish_reason = "stop"
+                break
+            if s.stop_on_loop and repeating_tail(self.token_ids + [token]):
+                self.finish_reason = "repetition"
                 break
             if recorder is not None:
                 recorder.end_step(token)  # file the attention rows that chose this token

@@ -108,3 +108,35 @@ def test_attention_captured_during_generation(smollm):
     plain = smollm.generate(PROMPT, max_new_tokens=6, stream=True)
     plain.read()
     assert plain.token_ids == generation.token_ids
+
+
+def test_repeating_tail_detects_loops_only():
+    from llm_magics.runtime.generate import repeating_tail
+
+    assert repeating_tail([9, 1, 2, 3, 1, 2, 3, 1, 2, 3])
+    assert repeating_tail([5, 5, 7, 8, 7, 8, 7, 8])
+    assert not repeating_tail([1, 2, 3, 1, 2, 3])  # twice is not a loop
+    assert not repeating_tail(list(range(40)))
+
+
+def test_repetition_penalty_only_touches_generated_tokens():
+    import torch
+
+    from llm_magics.runtime.generate import penalize_repeats
+
+    logits = torch.tensor([2.0, -1.0, 3.0, 0.5])
+    out = penalize_repeats(logits, [0, 1, 1], 2.0)
+    assert out.tolist() == [1.0, -2.0, 3.0, 0.5]
+    assert penalize_repeats(logits, [0], 1.0) is logits
+
+
+def test_a_looping_continuation_stops_as_repetition(smollm):
+    # Counting by ones invites an endless list; the loop guard ends a verbatim cycle early.
+    prompt = "la la la la la la la la la la la la la la la la"
+    gen = smollm.generate(prompt, max_new_tokens=120, stream=True)
+    gen.read()
+    assert gen.finish_reason in ("repetition", "stop")
+    assert len(gen.token_ids) < 120
+    free = smollm.generate(prompt, max_new_tokens=40, stream=True, stop_on_loop=False)
+    free.read()
+    assert free.finish_reason == "length" and len(free.token_ids) == 40
