@@ -145,3 +145,26 @@ def resolve(name_or_path: str | Path, role: Role | None = None) -> ModelSpec:
         "name a backend model as BACKEND:MODEL (e.g. openai:gpt-4o-mini), "
         "or install a plugin that registers models (hook register_models)."
     )
+
+
+_loaded: dict[tuple[str, str], object] = {}  # (model, dtype) -> a loaded runtime model, shared process-wide
+_load_lock = threading.Lock()
+
+
+def load_runtime_model(model: str, dtype: str, kind: Literal["encoder", "decoder"], hint: str):
+    """A model on our runtime, loaded once per process (imports torch on first call).
+
+    ``kind`` is what the caller needs; a model of the other kind raises a UsageError ending in ``hint``.
+    """
+    with _load_lock:
+        key = (model, dtype)
+        if key not in _loaded:
+            from . import runtime
+
+            loaded = runtime.load(model, dtype=dtype)
+            _loaded[key] = loaded
+        loaded = _loaded[key]
+    if loaded.config.kind != kind:
+        raise UsageError(f"{model!r} is {'an' if loaded.config.kind == 'encoder' else 'a'} {loaded.config.kind} ({loaded.name}); {hint}")
+    return loaded
+

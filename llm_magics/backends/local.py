@@ -9,7 +9,6 @@ Serves SmolLM2-135M-Instruct by default, or any local GGUF file or HF folder
 
 from __future__ import annotations
 
-import threading
 from typing import ClassVar, Iterator, Literal
 
 from pydantic import Field
@@ -19,22 +18,11 @@ from ..extension import Options
 from ..hookspecs import hookimpl
 from .base import Backend, GenerationParams, Message, Usage
 
-_models: dict[tuple[str, str], object] = {}  # (model, dtype) -> runtime.LanguageModel, shared by instances
-_lock = threading.Lock()
-
-
 def load_language_model(model: str, dtype: str = "float32"):
     """A runtime LanguageModel, loaded once per process (imports torch on first call)."""
-    with _lock:
-        key = (model, dtype)
-        if key not in _models:
-            from .. import runtime
+    from ..models import load_runtime_model
 
-            lm = runtime.load(model, dtype=dtype)
-            if lm.config.kind != "decoder":
-                raise UsageError(f"{model!r} is an encoder ({lm.name}); the local backend needs a decoder such as smollm2.")
-            _models[key] = lm
-        return _models[key]
+    return load_runtime_model(model, dtype, "decoder", "the local backend needs a decoder such as smollm2.")
 
 
 class LocalBackend(Backend):

@@ -6,12 +6,10 @@ serves any local BERT-style HF folder the same way. The model loads on first use
 
 from __future__ import annotations
 
-import threading
 from typing import TYPE_CHECKING, ClassVar, Literal, Sequence
 
 from pydantic import Field
 
-from ..errors import UsageError
 from ..extension import Options
 from ..hookspecs import hookimpl
 from .base import Embedder
@@ -21,22 +19,11 @@ if TYPE_CHECKING:
 
 DEFAULT_MODEL = "all-minilm-l6-v2"
 
-_models: dict[tuple[str, str], object] = {}  # (model, dtype) -> runtime.EmbeddingModel
-_lock = threading.Lock()
-
-
 def load_embedding_model(model: str, dtype: str = "float32"):
     """A runtime EmbeddingModel, loaded once per process (imports torch on first call)."""
-    with _lock:
-        key = (model, dtype)
-        if key not in _models:
-            from .. import runtime
+    from ..models import load_runtime_model
 
-            encoder = runtime.load(model, dtype=dtype)
-            if encoder.config.kind != "encoder":
-                raise UsageError(f"{model!r} is a decoder ({encoder.name}); an embedder needs an encoder such as all-minilm-l6-v2.")
-            _models[key] = encoder
-        return _models[key]
+    return load_runtime_model(model, dtype, "encoder", "an embedder needs an encoder such as all-minilm-l6-v2.")
 
 
 class LocalEmbedder(Embedder):
