@@ -58,16 +58,12 @@ class _Extractor(HTMLParser):
             self.parts.append("\n\n" + ("#" * HEADING[tag] + " " if self.markdown_headings else ""))
             if tag == "h1" and self.first_h1 is None:
                 self.first_h1, self.in_h1 = [], True
-        elif tag in PARAGRAPH:
-            self.parts.append("\n\n")
-        elif tag in LINE:
-            self.parts.append("\n")
-        elif tag in CELL:
-            self.parts.append(" ")
         elif tag == "img":
             alt = dict(attrs).get("alt")
             if alt:
                 self.parts.append(f" {alt} ")
+        else:
+            self._block_break(tag)
 
     def handle_startendtag(self, tag, attrs):
         self.handle_starttag(tag, attrs)
@@ -89,7 +85,12 @@ class _Extractor(HTMLParser):
             self.parts.append("\n\n")
             if tag == "h1":
                 self.in_h1 = False
-        elif tag in PARAGRAPH:
+        else:
+            self._block_break(tag)
+
+    def _block_break(self, tag):
+        """The whitespace a paragraph, line or cell tag stands for, where it opens and where it closes."""
+        if tag in PARAGRAPH:
             self.parts.append("\n\n")
         elif tag in LINE:
             self.parts.append("\n")
