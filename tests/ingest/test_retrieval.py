@@ -1,0 +1,127 @@
+"""Hybrid search, small-to-big and the token budget, on the real MiniLM and a real Chroma."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from llm_magics import Index
+from llm_magics.ingest import retrieval
+from llm_magics.ingest.documents import Hit
+
+# Paragraphs about one topic (timeouts and waiting), so that a dense search for an
+# identifier lands on the paragraphs that sound right rather than the one that names it.
+TOPIC = [
+    "A busy handler sleeps and retries while another connection holds the lock on a table.",
+    "The connection waits for a number of milliseconds before it gives up and reports that it is busy.",
+    "Long-running statements can be interrupted from another thread when the user presses Cancel.",
+    "Timeouts protect an application from waiting forever on a lock that is never released.",
+    "Retry loops should back off, sleeping a little longer after each failed attempt to get the lock.",
+    "A write transaction blocks other writers; readers keep going until a checkpoint needs them gone.",
+]
+NEEDLE = ("Colour themes: the palette file lists twelve colours, the default font is a serif face at eleven points, "
+          "and the legacy option QX_RELAXED_WALK sets the icon size.")
+
+
+def words(text: str) -> int:
+    return len(text.split())
+
+
+def write_docs(folder, paragraphs, name="guide.md"):
+    folder.mkdir(exist_ok=True)
+    path = folder / name
+    path.write_text("# Guide\n\n" + "\n\n".join(paragraphs) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def topic_index(minilm, tmp_path):
+    docs = write_docs(tmp_path / "docs", TOPIC[:3] + [NEEDLE] + TOPIC[3:])
+    index = Index(collection="hybrid", embedder=minilm)
+    report = index.add(str(docs), chunk_size=120, chunk_overlap=0)
+    assert report.chunks_added == index.store.count() >= len(TOPIC) + 1
+    return index, docs
+
+
+def rank_of(hits, needle):
+    return next((i for i, h in enumerate(hits, 1) if needle in h.text), None)
+
+
+def test_hybrid_finds_an_exact_identifier_that_dense_search_ranks_low(topic_index):
+    index, _ = topic_index
+    query = "How long does QX_RELAXED_WALK make the connection wait on a busy lock?"
+    dense = retrieval.search(index, query, 3, None, retrieval.RetrievalSettings(mode="dense"))
+    hybrid = retrieval.search(index, query, 3, None, retrieval.RetrievalSettings(mode="hybrid"))
+    assert rank_of(dense, "QX_RELAXED_WALK") is None  # the identifier is not in dense's top 3
+    assert rank_of(hybrid, "QX_RELAXED_WALK") is not None
+    assert all(-1.0 <= h.score <= 1.0 for h in hybrid)  # cosine scores on every hit, lexical-only ones too
+
+
+def test_reingest_adds_nothing_to_either_index_and_delete_removes_from_both(topic_index):
+    index, docs = topic_index
+    before = retrieval.lexical_index(index.store, index._hidden_versions())
+    assert sorted(before.ids) == sorted(r["id"] for r in index.store.get())
+    again = index.add(str(docs), chunk_size=120, chunk_overlap=0)
+    assert again.chunks_added == 0
+    after = retrieval.lexical_index(index.store, index._hidden_versions())
+    assert after is before  # the store did not change, so neither did its lexical index
+    assert index.delete(str(docs)) == len(before.ids)
+    emptied = retrieval.lexical_index(index.store, index._hidden_versions())
+    assert emptied.ids == [] and emptied.search("QX_RELAXED_WALK", 5) == []
+
+
+def test_a_changed_file_replaces_its_chunks_in_the_lexical_index(topic_index):
+    index, docs = topic_index
+    docs.write_text("# Guide\n\nThe flag is now called QX_STRICT_WALK.\n", encoding="utf-8")
+    index.add(str(docs), chunk_size=120, chunk_overlap=0)
+    lex = retrieval.lexical_index(index.store, index._hidden_versions())
+    assert lex.search("relaxed", 5) == []  # the old chunks are gone from BM25 too
+    assert [index.store.get(ids=[i])[0]["text"] for i, _ in lex.search("QX_STRICT_WALK", 5)] == ["# Guide\n\nThe flag is now called QX_STRICT_WALK."]
+
+
+def test_small_to_big_hands_on_neighbours_once(minilm, tmp_path):
+    paragraphs = [f"Step {i}: " + TOPIC[i % len(TOPIC)] for i in range(8)]
+    docs = write_docs(tmp_path / "docs", paragraphs)
+    text = docs.read_text(encoding="utf-8")
+    index = Index(collection="s2b", embedder=minilm)
+    index.add(str(docs), chunk_size=110, chunk_overlap=0)
+    query = "the connection waits milliseconds before it gives up busy"
+    small = retrieval.search(index, query, 4, None, retrieval.RetrievalSettings(mode="dense"))
+    big = retrieval.search(index, query, 4, None, retrieval.RetrievalSettings(mode="dense", expand=1))
+    assert big[0].text.startswith(text[big[0].metadata["start_index"]: big[0].metadata["start_index"] + 20])
+    assert small[0].text in big[0].text and len(big[0].text) > len(small[0].text)
+    for hit in big:  # each window is a contiguous piece of the document, joined exactly
+        assert " ".join(hit.text.split()) in " ".join(text.split())
+    # no chunk is handed on twice: the windows do not overlap
+    spans = sorted((h.metadata["start_index"], h.metadata["start_index"] + len(h.text)) for h in big)
+    assert all(a_end <= b_start for (_, a_end), (b_start, _) in zip(spans, spans[1:]))
+
+
+def test_budget_fills_with_whole_hits_and_cuts_only_the_last(topic_index):
+    index, _ = topic_index
+    hits = retrieval.search(index, "waiting on a lock", 4, None, retrieval.RetrievalSettings(mode="hybrid", budget=40), words)
+    assert sum(words(h.text) + retrieval.PER_HIT_TOKENS for h in hits) <= 40
+    assert len(hits) > 1
+    assert all(not h.metadata.get("truncated") for h in hits[:-1])
+
+
+hit_texts = st.lists(st.text(alphabet="abc de\n", min_size=0, max_size=80), min_size=0, max_size=12)
+
+
+@settings(max_examples=200, deadline=None)
+@given(texts=hit_texts, budget=st.integers(min_value=0, max_value=120))
+def test_pack_never_exceeds_the_budget_and_keeps_the_order(texts, budget):
+    hits = [Hit(t, 1.0 - i / 100, {"n": i}, str(i)) for i, t in enumerate(texts)]
+    packed = retrieval.pack(hits, budget, words, per_hit=2, min_cut=3)
+    assert sum(words(h.text) + 2 for h in packed) <= budget
+    assert [h.id for h in packed] == [h.id for h in hits[: len(packed)]]
+    for h, original in zip(packed, hits):
+        assert original.text.startswith(h.text)
+        assert h.text == original.text or h is packed[-1]
+
+
+def test_rrf_rewards_agreement():
+    fused = retrieval.rrf([["a", "b", "c"], ["c", "b", "x"]])
+    assert {i for i, _ in fused[:2]} == {"b", "c"}  # found by both rankings
+    assert fused[0][1] == pytest.approx(1 / (60 + 3) + 1 / (60 + 1))
+    assert {i for i, _ in fused} == {"a", "b", "c", "x"}
