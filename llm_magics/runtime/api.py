@@ -136,7 +136,7 @@ class LanguageModel(_RuntimeModel):
     def generate(self, prompt, max_new_tokens: int = 256, temperature: float = 0.0, top_k=None,
                  top_p=None, seed=None, stop=None, stream: bool = False, capture_attention: bool = False,
                  capture_layers=None, stop_token_ids=None, repetition_penalty: float = 1.0,
-                 stop_on_loop: bool = True):  # fmt: skip
+                 stop_on_loop: bool = True, logits_processor=None):  # fmt: skip
         """Continue raw text (no chat template) or a list of token ids.
 
         Returns the continuation, or a Generation (an iterator of text pieces, with .text,
@@ -145,13 +145,15 @@ class LanguageModel(_RuntimeModel):
         capture_attention: record what each generated token attended to (see capture.GenerationAttention).
         repetition_penalty: > 1 makes tokens the continuation already used less likely (prompt tokens are free).
         stop_on_loop: stop (finish_reason "repetition") when the last tokens repeat one block three times.
+        logits_processor: called each step as f(generated ids, logits (V,)) -> logits (V,), e.g. a
+            grammar.GrammarConstraint that masks every token the grammar does not allow.
         """
         settings = GenerationSettings(
             max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
             stop=[stop] if isinstance(stop, str) else list(stop or []),
             capture_attention=capture_attention, capture_layers=capture_layers,
             stop_token_ids=None if stop_token_ids is None else set(stop_token_ids),
-            repetition_penalty=repetition_penalty, stop_on_loop=stop_on_loop,
+            repetition_penalty=repetition_penalty, stop_on_loop=stop_on_loop, logits_processor=logits_processor,
         )  # fmt: skip
         ids = self.encode(prompt) if isinstance(prompt, str) else [int(i) for i in prompt]
         generation = Generation(self.module, self.tokenizer, ids, settings)

@@ -100,6 +100,7 @@ class GenerationSettings:
     stop_token_ids: set[int] | None = None  # None: the tokenizer's EOS set
     repetition_penalty: float = 1.0  # > 1 discourages tokens the answer already used (1 = off)
     stop_on_loop: bool = True  # stop when the last tokens repeat one block three times ("repetition")
+    logits_processor: object = None  # called per step as (generated ids, logits (V,)) -> logits (V,): a grammar mask (grammar.py)
 
 
 class Generation:
@@ -166,7 +167,10 @@ class Generation:
         t1 = time.perf_counter()
         pos = P
         for step in range(max_new):
-            token = sample(penalize_repeats(logits, self.token_ids, s.repetition_penalty), s.temperature, s.top_k, s.top_p, generator)
+            scores = penalize_repeats(logits, self.token_ids, s.repetition_penalty)
+            if s.logits_processor is not None:
+                scores = s.logits_processor(self.token_ids, scores)
+            token = sample(scores, s.temperature, s.top_k, s.top_p, generator)
             if token in stop_ids:
                 self.finish_reason = "stop"
                 break
