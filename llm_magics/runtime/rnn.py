@@ -72,10 +72,10 @@ class RNNLayer(nn.Module):
     def forward(self, x: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """x (B, T, I), h (B, H) -> (hidden states (B, T, H), last h (B, H))."""
         # The input projection has no dependence between steps: one matrix multiply for all T.
-        xw = _linear(x, self.weight_ih, self.bias_ih)  # (B, T, H)
-        hs = []
+        xw = _linear(x, self.weight_ih, _add(self.bias_ih, self.bias_hh))  # (B, T, H), both biases folded in
+        hs, w_hh = [], self.weight_hh.T  # (H, H)
         for t in range(x.shape[1]):  # the recurrence: step t needs h from step t-1
-            h = self.act(xw[:, t] + _linear(h, self.weight_hh, self.bias_hh))  # (B, H)
+            h = self.act(torch.addmm(xw[:, t], h, w_hh))  # (B, H) = act(x_t W_ihᵀ + b + h_{t-1} W_hhᵀ)
             hs.append(h)
         return torch.stack(hs, dim=1), h  # (B, T, H), (B, H)
 
@@ -97,10 +97,13 @@ class LSTMLayer(nn.Module):
 
         record: a dict to fill with each gate and state over time, name -> (B, T, H).
         """
-        xw = _linear(x, self.weight_ih, self.bias_ih)  # (B, T, 4H), all steps at once
+        # The input side of every gate, for all steps at once (no step depends on another here),
+        # with both biases folded in: (B, T, I) @ (I, 4H) -> (B, T, 4H).
+        xw = _linear(x, self.weight_ih, _add(self.bias_ih, self.bias_hh))
         hs, steps = [], {name: [] for name in (*GATES, "cell")}
-        for t in range(x.shape[1]):
-            z = xw[:, t] + _linear(h, self.weight_hh, self.bias_hh)  # (B, 4H): every gate's pre-activation
+        w_hh = self.weight_hh.T  # (H, 4H)
+        for t in range(x.shape[1]):  # the recurrence: step t needs h and c from step t-1
+            z = torch.addmm(xw[:, t], h, w_hh)  # (B, 4H) = x_t W_ihᵀ + b + h_{t-1} W_hhᵀ: every gate's pre-activation
             zi, zf, zg, zo = z.chunk(4, dim=-1)  # 4 × (B, H)
             i = torch.sigmoid(zi)  # input gate, in (0, 1)
             f = torch.sigmoid(zf)  # forget gate, in (0, 1)
@@ -122,6 +125,10 @@ class LSTMLayer(nn.Module):
 def _linear(x, weight, bias):
     y = x @ weight.T  # (..., in) @ (in, out) -> (..., out)
     return y + bias if bias is not None else y
+
+
+def _add(a, b):
+    return b if a is None else a if b is None else a + b
 
 
 def _init_uniform(layer: nn.Module) -> None:

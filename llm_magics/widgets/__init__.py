@@ -5,8 +5,9 @@ work offline in JupyterLab, Notebook 7, VS Code and Colab. Arrays travel as byte
 """
 
 from .attention import AttentionData, AttentionWidget
+from .gates import GatesWidget
 from .grounding import Grounding
 from .grounding_view import GroundingWidget
 from .retrieval import RetrievalWidget
 
-__all__ = ["AttentionWidget", "AttentionData", "GroundingWidget", "Grounding", "RetrievalWidget"]
+__all__ = ["AttentionWidget", "AttentionData", "GatesWidget", "GroundingWidget", "Grounding", "RetrievalWidget"]
