@@ -22,6 +22,10 @@ class LLMCommandMagics(Magics):
     @argument("--vocab", type=int, help="For size: vocabulary size.")
     @argument("--context", type=int, help="For size: context length (learned positions, KV cache).")
     @argument("--ffn", type=int, help="For size: feed-forward width (default 4 × d_model).")
+    @argument("--tokens", help="For size: training tokens for 6·N·D FLOPs, e.g. 300B or 1.4T (default: the preset's published count).")
+    @argument("--gpus", type=int, help="For size: GPUs for the training time (default 1024).")
+    @argument("--mfu", type=float, help="For size: model FLOPs utilisation, a fraction (default 0.4).")
+    @argument("--gpu-flops", help="For size: peak FLOP/s of one GPU, e.g. 312T for an A100 in bf16 (the default).")
     @line_magic
     @user_errors
     def llm(self, line=""):
@@ -33,11 +37,12 @@ class LLMCommandMagics(Magics):
             %llm models
             %llm size gpt3
             %llm size --layers 96 --heads 96 --head-dim 128
+            %llm size llama2-7b --tokens 2T --gpus 512 --mfu 0.5
         """
         args = parse_argstring(self.llm, line)
         command = args.command.replace("_", "-")
         if command == "size":
             dims = {"n_layer": args.layers, "n_head": args.heads, "head_dim": args.head_dim, "vocab_size": args.vocab, "n_ctx": args.context, "d_ff": args.ffn}
             dims = {k: v for k, v in dims.items() if v is not None}
-            return sizing.size(args.preset, **dims)
+            return sizing.size(args.preset, tokens=args.tokens, gpus=args.gpus, mfu=args.mfu, gpu_flops=args.gpu_flops, **dims)
         return catalog.listing(command)
