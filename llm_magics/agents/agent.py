@@ -50,12 +50,13 @@ class Agent:
     db / collection / index: what the ``sql`` and ``search`` tools work on.
     memory: carry earlier tasks and answers of the same ``session`` into the prompt.
     trace: a path; every event is appended there as JSON lines (``trace.replay`` reads it).
+    tool_choice: native mode, first step: OpenAI's ``tool_choice`` (``"required"`` or a function), then ``"auto"``.
     """
 
     def __init__(self, tools=("calculator",), model=None, *, mode: str = "auto", constrained: bool | None = None,
                  max_steps: int = 6, max_time: float | None = None, max_tokens: int = 200, db: str | None = None,
                  collection: str | None = None, index=None, callbacks=None, memory: bool = False,
-                 session: str | None = None, trace=None):  # fmt: skip
+                 session: str | None = None, trace=None, tool_choice=None):  # fmt: skip
         from ..backends import Backend, get_model
 
         if max_steps < 1:
@@ -69,7 +70,7 @@ class Agent:
         if mode == "native":
             from .native import NativePolicy
 
-            self.policy = NativePolicy(self.backend, self.tools, max_tokens=max_tokens)
+            self.policy = NativePolicy(self.backend, self.tools, max_tokens=max_tokens, tool_choice=tool_choice)
         elif mode == "react":
             from .react import ReActPolicy
 

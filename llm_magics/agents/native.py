@@ -22,11 +22,14 @@ class NativePolicy:
 
     mode = "native"
 
-    def __init__(self, backend, tools: list[Tool], max_tokens: int = 200):
+    def __init__(self, backend, tools: list[Tool], max_tokens: int = 200, tool_choice=None):
         if not hasattr(backend, "connection"):
             raise UsageError(f"Native tool calls need an OpenAI-compatible server (--model openai:MODEL), not {backend.model_id}. Use --mode react.")
         self.backend, self.tools, self.max_tokens = backend, tools, max_tokens
         self._last_call_id: str | None = None
+        # OpenAI's tool_choice for the first step ("required", or {"type": "function", "function": {"name": ...}}); then "auto"
+        self.first_tool_choice = tool_choice
+        self._steps = 0
 
     def start(self, task: str, history: list[dict]) -> list[dict]:
         system = "You answer questions. Call a tool whenever it helps; never guess a number. Cite passages you used like [1]."
@@ -37,13 +40,14 @@ class NativePolicy:
             "model": self.backend.resolved_model(),
             "messages": messages,
             "tools": [t.openai_schema() for t in self.tools],
-            "tool_choice": "auto",
+            "tool_choice": (self.first_tool_choice or "auto") if self._steps == 0 else "auto",
             "temperature": 0.0,
             "max_tokens": self.max_tokens,
         }
 
     def decide(self, messages: list[dict], on_token, should_stop) -> tuple[str, Parsed, int]:
         data = self.backend.connection.post_json("/chat/completions", self.body(messages))
+        self._steps += 1
         choice = (data.get("choices") or [{}])[0]
         message = choice.get("message") or {}
         tokens = int((data.get("usage") or {}).get("completion_tokens") or 0)

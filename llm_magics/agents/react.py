@@ -66,7 +66,7 @@ def observation_message(observation: str) -> dict:
 _JSON_STYLE = {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}
 
 
-def step_grammar(tools: list[Tool], thought_chars: int = 300, answer_chars: int = 400) -> str:
+def step_grammar(tools: list[Tool], thought_chars: int = 160, answer_chars: int = 240) -> str:
     """A Lark grammar (llguidance dialect) for one ReAct step over ``tools``."""
     rules = []
     for i, t in enumerate(tools):

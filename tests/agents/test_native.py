@@ -1,0 +1,30 @@
+"""Native tool calls (``tools`` / ``tool_calls``) against llama.cpp's server on loopback, running
+SmolLM2 with llama-cpp-python's ``chatml-function-calling`` chat format."""
+
+from __future__ import annotations
+
+import pytest
+
+from llm_magics.agents import Agent
+
+pytestmark = [pytest.mark.slow, pytest.mark.server]
+
+
+def test_native_tool_call_round_trip(function_calling_server, planets_db):
+    from llm_magics.backends import get_model
+
+    backend = get_model("openai:smollm2", base_url=function_calling_server, api_key="none")
+    agent = Agent(["calculator", "sql"], backend, db=planets_db, max_steps=2, max_tokens=48,
+                  tool_choice={"type": "function", "function": {"name": "calculator"}})  # fmt: skip
+    assert agent.policy.mode == "native"  # auto picks native for the openai backend
+    result = agent.run("What is 347 multiplied by 29? Use the calculator.")
+    first = result.steps[0]
+    # the server answered with tool_calls whose arguments fit the calculator's schema (its grammar did that)
+    assert first.kind == "action" and first.tool == "calculator", first.raw
+    assert set(first.tool_input) == {"expression"} and first.observation
+    # the observation went back as a role "tool" message answering that call
+    assert len(result.steps) == 2
+    second_prompt = result.steps[1].prompt
+    assert second_prompt[-1]["role"] == "tool" and second_prompt[-1]["content"] == first.observation
+    assert second_prompt[-2]["tool_calls"][0]["function"]["name"] == "calculator"
+    assert result.finish_reason in ("final_answer", "max_steps")
