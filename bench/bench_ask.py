@@ -96,7 +96,7 @@ def corpus(n: int, seed: int = 0) -> list[str]:
 
 def build_index(n: int, path: Path):
     """A persistent Chroma collection with ``n`` chunks (one paragraph each), reused if present."""
-    from llm_magics.index import Index
+    from llm_magics.ingest.index import Index
 
     index = Index(collection="bench", store="chroma", path=str(path))
     if index.store.count() >= n:
@@ -131,7 +131,7 @@ def peer_once(embedder, collection, backend, question: str, k: int = 4) -> float
 def overhead(index, repeats: int) -> tuple[list[dict], dict]:
     from IPython.core.interactiveshell import InteractiveShell
 
-    from llm_magics.answers import ask
+    from llm_magics.qa.pipeline import ask
     from llm_magics.backends import get_model
     from llm_magics.magics.ask import AskMagics
 
@@ -177,11 +177,11 @@ def overhead(index, repeats: int) -> tuple[list[dict], dict]:
 
 
 def model_speed(repeats: int, store: Path) -> list[dict]:
-    from llm_magics.answers import STOP, ask
+    from llm_magics.qa.pipeline import STOP, ask
     from llm_magics.backends import get_model
     from llm_magics.backends.base import GenerationParams, Usage
     from llm_magics.demo import DATA
-    from llm_magics.index import Index
+    from llm_magics.ingest.index import Index
 
     index = Index(collection="bench_demo", store="chroma", path=str(store))
     index.add([str(DATA / n) for n in ("handbook.md", "faq.txt", "safety.pdf")], progress=False)

@@ -179,7 +179,7 @@ def score(results: list[list[str]], qs: list[dict]) -> dict:
 
 
 def run_ours(folder: Path, store_dir: Path, embedder, **add_options):
-    from llm_magics.index import Index
+    from llm_magics.ingest.index import Index
 
     t0 = time.perf_counter()
     index = Index(collection="bench", store="chroma", embedder=embedder, path=str(store_dir))
@@ -273,7 +273,7 @@ def main(argv=None) -> int:
 
     import torch
 
-    from llm_magics.embedders import get_embedder
+    from llm_magics.ingest.embedders import get_embedder
 
     torch.set_num_threads(2)
     os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
@@ -402,8 +402,8 @@ def tokens_only(folder: Path, embedder, ours_defaults: dict) -> int:
 
     from langchain_text_splitters import RecursiveCharacterTextSplitter
 
-    from llm_magics.loaders import choose
-    from llm_magics.splitters import get_splitter
+    from llm_magics.ingest.loaders import choose
+    from llm_magics.ingest.splitters import get_splitter
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -17,17 +17,17 @@ __version__ = "0.1.0"
 
 # name -> module it lives in; imported on first attribute access (PEP 562).
 _LAZY = {
-    "Index": "llm_magics.index",
-    "Answer": "llm_magics.answers",
-    "ask": "llm_magics.answers",
+    "Index": "llm_magics.ingest.index",
+    "Answer": "llm_magics.qa.answer",
+    "ask": "llm_magics.qa.pipeline",
     "Chain": "llm_magics.chain",
     "AttentionWidget": "llm_magics.widgets",
     "RetrievalWidget": "llm_magics.widgets",
     "get_model": "llm_magics.backends",
-    "get_embedder": "llm_magics.embedders",
-    "Document": "llm_magics.documents",
-    "Chunk": "llm_magics.documents",
-    "Hit": "llm_magics.documents",
+    "get_embedder": "llm_magics.ingest.embedders",
+    "Document": "llm_magics.ingest.documents",
+    "Chunk": "llm_magics.ingest.documents",
+    "Hit": "llm_magics.ingest.documents",
     "settings": "llm_magics.config",
     "size": "llm_magics.sizing",
 }

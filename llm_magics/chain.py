@@ -176,7 +176,7 @@ class Chain:
             problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors()[:3])
             raise UsageError(f"Chain {name!r}, step {i} ({kind}): {problems}.") from None
         for template in _templates(step):
-            from .chains.prompts import _compile
+            from .qa.chain_types.prompts import _compile
 
             try:
                 _compile(template)
@@ -219,7 +219,7 @@ class Chain:
 
     def invoke(self, inputs: dict[str, Any], *, index=None, callbacks=None, stream_to: Callable[[str], None] | None = None, _depth: int = 0) -> ChainRun:
         """Run with options: an ``index`` for retrieve steps, callbacks, and streaming of the last llm step."""
-        from .callbacks import CallbackManager
+        from .qa.callbacks import CallbackManager
 
         if _depth > MAX_DEPTH:
             raise UsageError(f"Chain {self.name!r} calls chains more than {MAX_DEPTH} deep; check for a chain that calls itself.")
@@ -240,12 +240,13 @@ class Chain:
         return ChainRun(self.name, value, variables, prompts, {"total": time.perf_counter() - start})
 
     def _render(self, template: str, variables: dict, i: int) -> str:
-        from .chains.prompts import render_string
+        from .qa.chain_types.prompts import render_string
 
         return render_string(template, variables, what=f"chain {self.name!r} step {i}")
 
     def _retrieve(self, opts: RetrieveOptions, variables, state, prompts, manager, index, stream_to, depth, i):
-        from .answers import Source, retrieve
+        from .qa.answer import Source
+        from .qa.pipeline import retrieve
 
         query = self._render(opts.query, variables, i)
         hits = retrieve(query, index, collection=opts.collection, k=opts.k, callbacks=manager)
@@ -263,7 +264,7 @@ class Chain:
     def _llm(self, opts: LLMOptions | None, variables, state, prompts, manager, index, stream_to, depth, i):
         from . import backends, config
         from .backends.base import GenerationParams
-        from .chains import LLM
+        from .qa.chain_types import LLM
 
         opts = opts or LLMOptions()
         if opts.input not in variables:
@@ -281,8 +282,8 @@ class Chain:
         return text
 
     def _parser(self, opts, variables, state, prompts, manager, index, stream_to, depth, i):
-        from .chains import prompts as templates
-        from .parsers import OutputParserError, get_parser
+        from .qa.chain_types import prompts as templates
+        from .qa.parsers import OutputParserError, get_parser
 
         if isinstance(opts, str):
             opts = ParserOptions(name=opts)

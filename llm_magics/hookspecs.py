@@ -46,7 +46,7 @@ def register_models(register: Callable[..., None]) -> None:
 def register_loaders(register: Callable[..., None]) -> None:
     """Provide document loaders, called once when the loader registry is first used.
 
-    Call ``register(LoaderClass)`` for each subclass of ``llm_magics.loaders.Loader``; its
+    Call ``register(LoaderClass)`` for each subclass of ``llm_magics.ingest.loaders.Loader``; its
     ``name``, ``extensions`` and ``schemes`` class attributes decide when it is chosen.
     Returns nothing.
     """
@@ -56,7 +56,7 @@ def register_loaders(register: Callable[..., None]) -> None:
 def register_splitters(register: Callable[..., None]) -> None:
     """Provide text splitters, called once when the splitter registry is first used.
 
-    Call ``register(SplitterClass)`` for each subclass of ``llm_magics.splitters.Splitter``.
+    Call ``register(SplitterClass)`` for each subclass of ``llm_magics.ingest.splitters.Splitter``.
     Returns nothing.
     """
 
@@ -71,7 +71,7 @@ def register_embedders(register: Callable[..., None]) -> None:
     """Provide embedding models, called once when the embedder registry is first used.
 
     Call ``register(EmbedderClass, aliases=())`` for each subclass of
-    ``llm_magics.embedders.Embedder``. Returns nothing.
+    ``llm_magics.ingest.embedders.Embedder``. Returns nothing.
     """
 
 
@@ -79,7 +79,7 @@ def register_embedders(register: Callable[..., None]) -> None:
 def register_vector_stores(register: Callable[..., None]) -> None:
     """Provide vector stores, called once when the store registry is first used.
 
-    Call ``register(StoreClass)`` for each subclass of ``llm_magics.stores.VectorStore``.
+    Call ``register(StoreClass)`` for each subclass of ``llm_magics.ingest.stores.VectorStore``.
     Returns nothing.
     """
 
@@ -104,7 +104,7 @@ def register_backends(register: Callable[..., None]) -> None:
 def register_chain_types(register: Callable[..., None]) -> None:
     """Provide retrieval-QA chain types (``stuff``, ``refine``, ...), called once on first use.
 
-    Call ``register(ChainTypeClass)`` for each subclass of ``llm_magics.chains.ChainType``.
+    Call ``register(ChainTypeClass)`` for each subclass of ``llm_magics.qa.chain_types.ChainType``.
     Returns nothing.
     """
 
@@ -113,7 +113,7 @@ def register_chain_types(register: Callable[..., None]) -> None:
 def register_output_parsers(register: Callable[..., None]) -> None:
     """Provide output parsers (``json``, ``list``, ``regex``, ...), called once on first use.
 
-    Call ``register(ParserClass)`` for each subclass of ``llm_magics.parsers.OutputParser``.
+    Call ``register(ParserClass)`` for each subclass of ``llm_magics.qa.parsers.OutputParser``.
     Returns nothing.
     """
 
@@ -123,7 +123,7 @@ def register_callbacks(register: Callable[..., None]) -> None:
     """Provide callback handlers (logging, timing, tracing), called once on first use.
 
     Call ``register(HandlerClass)`` for each subclass of
-    ``llm_magics.callbacks.CallbackHandler``. A handler whose class attribute
+    ``llm_magics.qa.callbacks.CallbackHandler``. A handler whose class attribute
     ``always_on`` is true receives every run's events; others are switched on by name.
     Returns nothing.
     """

@@ -25,17 +25,17 @@ from . import hookspecs
 log = logging.getLogger(__name__)
 
 DEFAULT_PLUGINS = (
-    "llm_magics.models",
-    "llm_magics.loaders.builtin",
-    "llm_magics.splitters.builtin",
-    "llm_magics.embedders.local",
-    "llm_magics.stores.chroma",
-    "llm_magics.stores.memory",
+    "llm_magics.models.builtin",
+    "llm_magics.ingest.loaders.builtin",
+    "llm_magics.ingest.splitters.builtin",
+    "llm_magics.ingest.embedders.local",
+    "llm_magics.ingest.stores.chroma",
+    "llm_magics.ingest.stores.memory",
     "llm_magics.backends.local",
-    "llm_magics.backends.openai",
-    "llm_magics.chains.builtin",
-    "llm_magics.parsers.builtin",
-    "llm_magics.callbacks.builtin",
+    "llm_magics.openai_compat",
+    "llm_magics.qa.chain_types.builtin",
+    "llm_magics.qa.parsers.builtin",
+    "llm_magics.qa.callbacks.builtin",
 )
 
 ENTRY_POINT_GROUP = "llm_magics"

@@ -16,7 +16,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 @pytest.fixture(autouse=True)
 def fresh_state():
     """Each test starts from default settings, no conversation memory and no last answer."""
-    from llm_magics import answers, config, memory
+    from llm_magics.qa import pipeline as answers, memory
+    from llm_magics import config
 
     config.use(None)
     yield

@@ -20,7 +20,7 @@ from .base import Backend, GenerationParams, Message, Usage
 
 def load_language_model(model: str, dtype: str = "float32"):
     """A runtime LanguageModel, loaded once per process (imports torch on first call)."""
-    from ..models import load_runtime_model
+    from ..models.cache import load_runtime_model
 
     return load_runtime_model(model, dtype, "decoder", "the local backend needs a decoder such as smollm2.")
 

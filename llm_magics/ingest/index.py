@@ -25,10 +25,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Iterable
 
-from . import config
+from .. import config
 from .documents import Chunk, Hit
-from .errors import UsageError
-from .ingest_report import IngestReport
+from ..errors import UsageError
+from .report import IngestReport
 
 if TYPE_CHECKING:
     import numpy as np
@@ -482,7 +482,7 @@ def _and(*filters: dict | None) -> dict | None:
 
 def _check_loader_options(loader: str | None, options: dict) -> None:
     """Every option must mean something to the named loader, or to some loader."""
-    from . import registry
+    from .. import registry
     from .loaders import get_loader
 
     if not options:

@@ -75,7 +75,7 @@ def leading_options(parser, line: str) -> tuple[list[str], str]:
 
 def _status_handler(stream: StreamDisplay):
     """A callback that shows which model call is running while nothing streams yet."""
-    from ..callbacks import CallbackHandler
+    from ..qa.callbacks import CallbackHandler
 
     class Status(CallbackHandler):
         name = "status"
@@ -132,8 +132,8 @@ class AskMagics(Magics):
 
         End a ``%ask`` line without ``?``: IPython reads a trailing ``?`` as a help request.
         """
-        from .. import answers as ask_mod
-        from .. import memory
+        from ..qa import pipeline as ask_mod
+        from ..qa import memory
 
         parser = self.ask.parser
         if cell is None:  # %ask OPTIONS QUESTION: the question is the raw rest, apostrophes and all
@@ -154,7 +154,7 @@ class AskMagics(Magics):
         if not question.strip():
             raise errors.UsageError("Ask a question: %%ask on the first line and the question below, or %ask QUESTION.")
         if not args.no_interpolate:
-            from ..chains.prompts import render_string
+            from ..qa.chain_types.prompts import render_string
 
             question = render_string(question, self.shell.user_ns, what="question")
         options = dict(
@@ -180,7 +180,7 @@ class AskMagics(Magics):
             bind(self.shell, args.output, e.answer)
             return e.answer
         except Exception as e:
-            from ..chains import GenerationError
+            from ..qa.chain_types import GenerationError
 
             stream.clear()
             if isinstance(e, GenerationError):  # one line, memory untouched

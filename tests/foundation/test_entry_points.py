@@ -34,7 +34,7 @@ def site(tmp_path, monkeypatch):
 
 GOOD = """
 from llm_magics import hookimpl
-from llm_magics.splitters import Splitter
+from llm_magics.ingest.splitters import Splitter
 
 class Halves(Splitter):
     name = "halves"
@@ -74,7 +74,7 @@ def test_load_plugins_variable_limits_which_entry_points_load(site, monkeypatch)
     make_distribution(site, "lmtest-good", "lmtest_good", GOOD)
     monkeypatch.setenv("LLM_MAGICS_LOAD_PLUGINS", "")
     assert "halves" not in registry.names("splitter")
-    assert "llm_magics.models" in plugins.info  # built-ins always load
+    assert "llm_magics.models.builtin" in plugins.info  # built-ins always load
     plugins.reset()
     monkeypatch.setenv("LLM_MAGICS_LOAD_PLUGINS", "lmtest_good, other")
     assert "halves" in registry.names("splitter")

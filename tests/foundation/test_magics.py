@@ -37,7 +37,7 @@ def test_llm_lists_models_and_plugins(ip):
     names = [row[0] for row in listing]
     assert "smollm2-135m-instruct" in names and "all-minilm-l6-v2" in names
     plugins = ip.run_cell("%llm plugins").result
-    assert ["llm_magics.models", "builtin", "register_models", "ok"] in plugins.rows
+    assert ["llm_magics.models.builtin", "builtin", "register_models", "ok"] in plugins.rows
     assert "<table>" in plugins._repr_html_()
 
 

@@ -8,7 +8,7 @@ import pytest
 import llm_magics
 from llm_magics import hookimpl, plugins, registry
 from llm_magics.backends import Backend
-from llm_magics.embedders import Embedder
+from llm_magics.ingest.embedders import Embedder
 from llm_magics.errors import UsageError
 
 
@@ -65,7 +65,7 @@ def test_builtins_are_plugins_through_the_same_hooks():
     plugins.load_plugins()
     for module in plugins.DEFAULT_PLUGINS:
         assert module in plugins.info
-    assert plugins.info["llm_magics.models"].hooks == ["register_models"]
+    assert plugins.info["llm_magics.models.builtin"].hooks == ["register_models"]
 
 
 def test_runtime_plugin_entries_record_where_they_came_from(good_plugin):

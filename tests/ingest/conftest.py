@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from llm_magics import config, hookimpl, plugins
-from llm_magics.embedders import Embedder
+from llm_magics.ingest.embedders import Embedder
 
 _WORD = re.compile(r"\w+|[^\w\s]")
 
@@ -86,7 +86,7 @@ def hash_embedder():
 @pytest.fixture(scope="session")
 def minilm():
     """The real default embedder, loaded once for the session."""
-    from llm_magics.embedders import get_embedder
+    from llm_magics.ingest.embedders import get_embedder
 
     embedder = get_embedder("all-minilm-l6-v2")
     embedder.embed(["warm up"])

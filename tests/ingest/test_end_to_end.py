@@ -54,7 +54,7 @@ def test_ingest_and_search_with_minilm(ip, library, minilm, capsys):
 
 def test_long_documents_are_never_truncated_by_the_embedder(tmp_path, minilm):
     """With the token splitter, every chunk fits MiniLM's window, so no text is silently lost."""
-    from llm_magics.index import Index
+    from llm_magics.ingest.index import Index
 
     path = tmp_path / "long.txt"
     path.write_text("\n\n".join(f"Paragraph {i}: " + "the quick brown fox jumps over the lazy dog " * 40 for i in range(6)))

@@ -12,8 +12,8 @@ import pytest
 
 from llm_magics import hookimpl, plugins
 from llm_magics.errors import UsageError
-from llm_magics.index import KEY, VERSION, Index
-from llm_magics.stores.memory import MemoryStore
+from llm_magics.ingest.index import KEY, VERSION, Index
+from llm_magics.ingest.stores.memory import MemoryStore
 
 STORES = ["memory", "chroma"]
 
@@ -233,8 +233,8 @@ CHILD = textwrap.dedent(
     import json, sys
     import numpy as np
     from llm_magics import config, hookimpl, plugins
-    from llm_magics.embedders import Embedder
-    from llm_magics.index import Index
+    from llm_magics.ingest.embedders import Embedder
+    from llm_magics.ingest.index import Index
 
     class Tiny(Embedder):
         name = "tiny"
@@ -355,7 +355,7 @@ def test_interrupt_or_crash_mid_write_is_consistent_and_rerun_completes(flaky_st
 def test_keyboard_interrupt_while_embedding(hash_embedder, tmp_path, monkeypatch):
     docs = write_corpus(tmp_path / "docs", 5)
     index = Index(collection="embed-interrupt", store="memory")
-    from llm_magics.index import _Writer
+    from llm_magics.ingest.index import _Writer
 
     monkeypatch.setattr(_Writer, "GROUP", 10)  # embed and write a few sources at a time
     real_embed = type(hash_embedder).embed

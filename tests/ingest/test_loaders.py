@@ -9,7 +9,7 @@ import pytest
 
 from llm_magics import registry
 from llm_magics.errors import UsageError
-from llm_magics.loaders import SkipSource, choose
+from llm_magics.ingest.loaders import SkipSource, choose
 
 
 def load(path, loader=None, **options):
@@ -20,7 +20,7 @@ def load(path, loader=None, **options):
 def test_builtin_loaders_are_registered_through_the_hook():
     names = set(registry.names("loader"))
     assert {"text", "markdown", "html", "pdf", "csv", "json", "ipynb", "code", "sql"} <= names
-    assert registry.entries("loader")["sql"].plugin == "llm_magics.loaders.builtin"
+    assert registry.entries("loader")["sql"].plugin == "llm_magics.ingest.loaders.builtin"
 
 
 # -- text and encodings --------------------------------------------------------
@@ -249,7 +249,7 @@ def test_sql_all_tables_and_errors(shop_db, tmp_path):
 
 
 def test_passwords_never_reach_metadata():
-    from llm_magics.loaders.sql import redacted
+    from llm_magics.ingest.loaders.sql import redacted
 
     assert redacted("postgresql://bob:hunter2@db/shop") == "postgresql://bob:***@db/shop"
 

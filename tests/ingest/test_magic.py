@@ -7,7 +7,7 @@ import sqlite3
 import pytest
 from IPython.core.error import UsageError as IPythonUsageError
 
-from llm_magics.index import Index
+from llm_magics.ingest.index import Index
 
 
 @pytest.fixture

@@ -7,9 +7,9 @@ import re
 import pytest
 
 from llm_magics import Document, hookimpl, plugins, registry
-from llm_magics.index import Index
-from llm_magics.loaders import Loader, choose, read_bytes
-from llm_magics.splitters import Splitter
+from llm_magics.ingest.index import Index
+from llm_magics.ingest.loaders import Loader, choose, read_bytes
+from llm_magics.ingest.splitters import Splitter
 
 
 class RecipeLoader(Loader):

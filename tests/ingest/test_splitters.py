@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from llm_magics import Document, registry
 from llm_magics.errors import UsageError
-from llm_magics.splitters import get_splitter
+from llm_magics.ingest.splitters import get_splitter
 
 # Text built from words, spaces, newlines and paragraph breaks, plus the odd long word.
 pieces = st.one_of(

@@ -11,7 +11,7 @@ import pytest
 
 from llm_magics import registry
 from llm_magics.errors import UsageError
-from llm_magics.stores import get_store_class
+from llm_magics.ingest.stores import get_store_class
 
 
 def unit(rows):
@@ -84,7 +84,7 @@ def test_memory_store_is_shared_within_the_process():
 
 
 def test_chroma_hnsw_settings_and_our_embedding_function(store_path):
-    from llm_magics.stores.chroma import ChromaStore
+    from llm_magics.ingest.stores.chroma import ChromaStore
 
     s = ChromaStore("hnsw-check", path=str(store_path), embedder="all-minilm-l6-v2", ef_search=150)
     s.upsert(["a"], unit([[1, 0, 0]]), ["t"], [{"source": "s"}])
@@ -96,7 +96,7 @@ def test_chroma_hnsw_settings_and_our_embedding_function(store_path):
 
 
 def test_chroma_persists_across_processes(store_path):
-    from llm_magics.stores.chroma import ChromaStore
+    from llm_magics.ingest.stores.chroma import ChromaStore
 
     s = ChromaStore("persisted", path=str(store_path))
     s.upsert(["a", "b"], unit([[1, 0], [0, 1]]), ["first", "second"], [{"source": "x"}, {"source": "y"}])
@@ -104,7 +104,7 @@ def test_chroma_persists_across_processes(store_path):
     s.set_manifest("/x", {"version": "v"})
     code = textwrap.dedent(
         f"""
-        from llm_magics.stores.chroma import ChromaStore
+        from llm_magics.ingest.stores.chroma import ChromaStore
         s = ChromaStore("persisted", path={str(store_path)!r})
         print(s.count(), s.info()["embedder"], s.manifest()["/x"]["version"], s.query([0.0, 1.0], 1)[0].text)
         """

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from llm_magics.backends import GenerationParams, Usage, get_model
-from llm_magics.backends.openai import OpenAIBackend, OpenAIError
-from llm_magics.backends.openai_http import retry_after
-from llm_magics.embedders import get_embedder
+from llm_magics.openai_compat import OpenAIBackend, OpenAIError
+from llm_magics.openai_compat.client import retry_after
+from llm_magics.ingest.embedders import get_embedder
 from llm_magics.errors import UsageError
 
 pytestmark = pytest.mark.server

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from llm_magics.backends import GenerationParams, Usage, get_model
-from llm_magics.backends.openai import OpenAIBackend, OpenAIEmbedder, OpenAIError
-from llm_magics.embedders import get_embedder
+from llm_magics.openai_compat import OpenAIBackend, OpenAIEmbedder, OpenAIError
+from llm_magics.ingest.embedders import get_embedder
 
 pytestmark = pytest.mark.server
 

@@ -13,9 +13,10 @@ from typing import ClassVar
 
 import pytest
 
-from llm_magics import config, memory, plugins
+from llm_magics import config, plugins
+from llm_magics.qa import memory
 from llm_magics.backends.base import Backend
-from llm_magics.documents import Hit
+from llm_magics.ingest.documents import Hit
 from llm_magics.hookspecs import hookimpl
 
 

@@ -7,9 +7,10 @@ import json
 import pytest
 from pydantic import BaseModel
 
-from llm_magics import ask, memory
-from llm_magics.answers import AskInterrupted, Answer
-from llm_magics.chains import GenerationError
+from llm_magics import ask
+from llm_magics.qa import memory
+from llm_magics.qa.answer import Answer, AskInterrupted
+from llm_magics.qa.chain_types import GenerationError
 from llm_magics.errors import UsageError
 
 
@@ -30,7 +31,7 @@ def test_answer_carries_sources_prompts_usage_timings(scripted, index):
     md = a._repr_markdown_()
     assert md.startswith("Rome is the capital of Italy. [1]") and "`italy.pdf, p. 2, chars 120+`" in md
     assert "<code>italy.pdf, p. 2, chars 120+</code>" in a._repr_html_()
-    from llm_magics.answers import last_answer
+    from llm_magics.qa.pipeline import last_answer
 
     assert last_answer() is a
 
@@ -176,7 +177,7 @@ def test_list_and_regex_parsers(scripted, index):
     scripted.enqueue("- Paris\n- Berlin\n- Rome", "The answer is 42 today")
     a = ask("capital cities?", index=index, model="scripted", format="list")
     assert a.parsed == ["Paris", "Berlin", "Rome"]
-    from llm_magics.parsers import get_parser
+    from llm_magics.qa.parsers import get_parser
 
     b = ask("capital number?", index=index, model="scripted", format=get_parser("regex", pattern=r"is (?P<n>\d+)"))
     assert b.parsed == {"n": "42"}
@@ -197,7 +198,7 @@ def test_bad_settings_and_arguments_are_usage_errors(scripted, index):
 
 
 def test_compare_runs_each_chain_type_on_the_same_hits(scripted, index):
-    from llm_magics.answers import compare
+    from llm_magics.qa.pipeline import compare
 
     scripted.default_reply = "Paris is the capital of France."
     c = compare("What is the capital of France?", ["stuff", "refine", "map_reduce", "map_rerank"], index=index, model="scripted", k=2)
@@ -223,7 +224,7 @@ def test_trace_callback_writes_jsonl(scripted, index, fresh_state, tmp_path):
 
 
 def test_callbacks_hear_every_event_and_a_broken_one_is_isolated(scripted, index, caplog):
-    from llm_magics.callbacks import CallbackHandler, CallbackManager
+    from llm_magics.qa.callbacks import CallbackHandler, CallbackManager
 
     class Recorder(CallbackHandler):
         name = "recorder"
@@ -260,7 +261,7 @@ def test_callbacks_hear_every_event_and_a_broken_one_is_isolated(scripted, index
 
 
 def test_window_and_summary_memory(scripted):
-    from llm_magics.chains import LLM
+    from llm_magics.qa.chain_types import LLM
     from llm_magics.backends import get_model
     from llm_magics.backends.base import GenerationParams
 
@@ -297,7 +298,7 @@ def test_memory_kind_follows_settings(fresh_state):
 
 
 def test_json_parser_skips_an_echoed_example_and_shows_an_example_to_the_model():
-    from llm_magics.parsers import get_parser
+    from llm_magics.qa.parsers import get_parser
 
     p = get_parser("json", schema=City)
     assert p.instructions().startswith('Reply with only a JSON object shaped like {"city": "...", "country": "..."}')

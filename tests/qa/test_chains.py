@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from llm_magics import ask
-from llm_magics.chains.builtin import parse_score
-from llm_magics.documents import Hit
+from llm_magics.qa.chain_types.builtin import parse_score
+from llm_magics.ingest.documents import Hit
 
 
 def test_stuff_puts_every_chunk_in_one_prompt_numbered(scripted, index):

@@ -7,7 +7,7 @@ from IPython.core.error import UsageError as IPythonUsageError
 from IPython.core.interactiveshell import InteractiveShell
 
 from llm_magics import chain as chain_mod
-from llm_magics.answers import Answer, Comparison
+from llm_magics.qa.answer import Answer, Comparison
 from llm_magics.magics.ask import AskMagics
 from llm_magics.magics.chain import ChainMagics
 

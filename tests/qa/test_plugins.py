@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from llm_magics import ask, catalog, plugins
-from llm_magics.chains import ChainResult, ChainType
-from llm_magics.callbacks import CallbackHandler
+from llm_magics.qa.chain_types import ChainResult, ChainType
+from llm_magics.qa.callbacks import CallbackHandler
 from llm_magics.hookspecs import hookimpl
-from llm_magics.parsers import OutputParser, OutputParserError
+from llm_magics.qa.parsers import OutputParser, OutputParserError
 
 
 class FirstHitOnly(ChainType):
@@ -70,7 +70,7 @@ def third_party():
 
 def test_builtins_are_listed_with_their_plugin():
     rows = {r[0]: r[2] for r in catalog.listing("chain-types").rows}
-    assert rows == {n: "llm_magics.chains.builtin" for n in ("map_reduce", "map_rerank", "refine", "stuff")}
+    assert rows == {n: "llm_magics.qa.chain_types.builtin" for n in ("map_reduce", "map_rerank", "refine", "stuff")}
     assert {r[0] for r in catalog.listing("parsers").rows} >= {"text", "markdown", "json", "list", "regex"}
     assert {r[0] for r in catalog.listing("callbacks").rows} >= {"logging", "timing", "trace"}
 

@@ -26,7 +26,7 @@ QUESTIONS = {
 
 @pytest.fixture(scope="session")
 def real_index(tmp_path_factory):
-    from llm_magics.index import Index
+    from llm_magics.ingest.index import Index
 
     folder = tmp_path_factory.mktemp("docs")
     for name in ("handbook.md", "faq.txt", "safety.pdf"):

@@ -10,7 +10,7 @@ from llm_magics.backends.base import GenerationParams, Usage
 
 def test_local_embedder_is_the_default_and_matches_the_runtime(minilm):
     from llm_magics import registry
-    from llm_magics.embedders import get_embedder
+    from llm_magics.ingest.embedders import get_embedder
 
     embedder = get_embedder("all-minilm-l6-v2")
     assert registry.get("embedder", "minilm") is type(embedder) is registry.get("embedder", "local")
@@ -24,7 +24,7 @@ def test_local_embedder_is_the_default_and_matches_the_runtime(minilm):
 
 
 def test_local_embedder_serves_a_local_folder(tiny_folders):
-    from llm_magics.embedders import get_embedder
+    from llm_magics.ingest.embedders import get_embedder
 
     embedder = get_embedder(str(tiny_folders["bert"]))
     assert embedder.dimension == 64

@@ -65,7 +65,7 @@ def test_mistakes_are_one_line_usage_errors(attn_shell, smollm2, line, message):
 
 
 def test_last_without_captured_attention_says_how_to_get_it(attn_shell):
-    from llm_magics.answers import Answer, Source
+    from llm_magics.qa.answer import Answer, Source
 
     attn_shell.user_ns["a"] = Answer("q?", "an answer", [Source(1, "x.md", "text", 0.9)], [])
     attn_shell.run_cell("a").raise_error()

@@ -160,7 +160,7 @@ def test_smollm2_neuron_view_matches_the_models_own_pattern(harness, smollm2, at
 
 
 def test_grounding_view_after_a_real_generation(harness, attn_shell, rag_generation, smollm2):
-    from llm_magics.answers import Answer, Source
+    from llm_magics.qa.pipeline import Answer, Source
 
     messages, generation = rag_generation
     sources = [Source(s["number"], s["source"], s["text"], 0.8 - 0.3 * i) for i, s in enumerate(SOURCES)]

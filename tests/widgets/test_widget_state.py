@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from ipywidgets.widgets.widget import _remove_buffers
 
-from llm_magics.answers import Answer, Source
+from llm_magics.qa.answer import Answer, Source
 from llm_magics.backends.base import Usage
 from llm_magics.errors import UsageError
 from llm_magics.widgets import AttentionWidget, GroundingWidget, RetrievalWidget, _codec, grounding

@@ -7,7 +7,7 @@ __all__ = ["Embedder", "get_embedder"]
 
 def get_embedder(name: str | None = None, **options) -> Embedder:
     """An embedder instance by registered name (default: the configured embedder)."""
-    from .. import config, registry
+    from ... import config, registry
 
     name = name or config.settings().embedder
     backend, sep, model = name.partition(":")
@@ -21,8 +21,8 @@ def get_embedder(name: str | None = None, **options) -> Embedder:
 
 
 def _is_local_model(name: str) -> bool:
-    from .. import models
-    from ..errors import UsageError
+    from ... import models
+    from ...errors import UsageError
 
     try:
         models.resolve(name)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from abc import abstractmethod
 from typing import TYPE_CHECKING, ClassVar, Sequence
 
-from ..errors import UsageError
-from ..extension import Extension
+from ...errors import UsageError
+from ...extension import Extension
 
 if TYPE_CHECKING:
     import numpy as np

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, ClassVar, Literal, Sequence
 
 from pydantic import Field
 
-from ..extension import Options
-from ..hookspecs import hookimpl
+from ...extension import Options
+from ...hookspecs import hookimpl
 from .base import Embedder
 
 if TYPE_CHECKING:
@@ -21,7 +21,7 @@ DEFAULT_MODEL = "all-minilm-l6-v2"
 
 def load_embedding_model(model: str, dtype: str = "float32"):
     """A runtime EmbeddingModel, loaded once per process (imports torch on first call)."""
-    from ..models import load_runtime_model
+    from ...models.cache import load_runtime_model
 
     return load_runtime_model(model, dtype, "encoder", "an embedder needs an encoder such as all-minilm-l6-v2.")
 
@@ -71,7 +71,7 @@ class LocalEmbedder(Embedder):
     @property
     def identity(self) -> str:
         """The registered model name, or local:PATH for a folder, so vectors from another model are caught."""
-        from ..models import resolve
+        from ...models import resolve
 
         spec = resolve(self.options.model)
         return spec.name if spec.name == DEFAULT_MODEL else f"local:{spec.path.resolve()}"

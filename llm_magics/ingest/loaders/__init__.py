@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 
-from ..errors import UsageError
+from ...errors import UsageError
 from .base import (
     MAX_LINE_CHARS,
     Loader,
@@ -52,13 +52,13 @@ def scheme_of(source: str) -> str | None:
 
 
 def get_loader(name: str) -> type[Loader]:
-    from .. import registry
+    from ... import registry
 
     return registry.get("loader", name)
 
 
 def _loaders() -> list[type[Loader]]:
-    from .. import registry
+    from ... import registry
 
     return [e.obj for e in registry.unique("loader")]
 
@@ -72,7 +72,7 @@ def by_extension(ext: str) -> type[Loader] | None:
 
 
 def _by_name(name: str) -> type[Loader] | None:
-    from .. import registry
+    from ... import registry
 
     entry = registry.entries("loader").get(name)
     return entry.obj if entry else None

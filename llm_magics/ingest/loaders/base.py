@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import ClassVar, Iterator
 
 from ..documents import Document
-from ..extension import Extension
+from ...extension import Extension
 
 #: Files bigger than this are skipped (they are almost never prose).
 MAX_FILE_BYTES = 200 * 1024 * 1024

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..hookspecs import hookimpl
+from ...hookspecs import hookimpl
 from .html import HTMLLoader
 from .notebook import NotebookLoader
 from .pdf import PDFLoader

@@ -14,7 +14,7 @@ from typing import Iterator
 from pydantic import Field
 
 from ..documents import Document
-from ..extension import Options
+from ...extension import Options
 from .base import Loader, SkipSource, check_regular_file, decode_text, file_metadata, read_bytes, title_from_path
 
 SKIP = {"script", "style", "noscript", "template", "svg", "math", "iframe", "object", "canvas", "select", "button"}

@@ -8,7 +8,7 @@ from typing import Iterator
 from pydantic import Field
 
 from ..documents import Document
-from ..extension import Options
+from ...extension import Options
 from .base import Loader, SkipSource, check_regular_file, decode_text, file_metadata, read_bytes, title_from_path
 from .text import _ATX
 

@@ -9,7 +9,7 @@ from typing import Iterator
 from pydantic import Field
 
 from ..documents import Document
-from ..extension import Options
+from ...extension import Options
 from .base import Loader, SkipSource, check_regular_file, file_metadata, read_bytes, title_from_path
 
 

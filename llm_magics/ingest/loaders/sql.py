@@ -12,7 +12,7 @@ from typing import Iterator
 from pydantic import Field
 
 from ..documents import Document
-from ..errors import UsageError
+from ...errors import UsageError
 from .base import Loader, SkipSource
 from .tables import RowOptions, group_rows
 

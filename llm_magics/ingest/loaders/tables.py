@@ -14,8 +14,8 @@ from typing import Any, Iterable, Iterator
 from pydantic import Field
 
 from ..documents import Document
-from ..errors import UsageError
-from ..extension import Options
+from ...errors import UsageError
+from ...extension import Options
 from .base import Loader, SkipSource, check_regular_file, decode_text, file_metadata, read_bytes, title_from_path
 
 

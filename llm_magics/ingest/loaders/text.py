@@ -9,7 +9,7 @@ from typing import ClassVar, Iterator
 from pydantic import Field
 
 from ..documents import Document
-from ..extension import Options
+from ...extension import Options
 from .base import MAX_LINE_CHARS, Loader, check_regular_file, decode_text, file_metadata, read_bytes, title_from_path
 
 

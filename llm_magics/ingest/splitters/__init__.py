@@ -9,7 +9,7 @@ __all__ = ["Splitter", "SplitterOptions", "get_splitter", "recursive_spans", "st
 
 def get_splitter(name: str | None = None, embedder=None, **options) -> Splitter:
     """A splitter by registered name (default: the ``splitter`` setting)."""
-    from .. import config, registry
+    from ... import config, registry
 
     name = name or config.settings().splitter
     return registry.get("splitter", name)(embedder=embedder, **options)

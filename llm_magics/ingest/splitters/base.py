@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Callable, ClassVar, Iterable, Iterator
 from pydantic import Field, model_validator
 
 from ..documents import Chunk, Document
-from ..extension import Extension, Options
+from ...extension import Extension, Options
 
 if TYPE_CHECKING:
     from ..embedders import Embedder
@@ -44,7 +44,7 @@ class Splitter(Extension):
     def __init__(self, embedder: "Embedder | None" = None, **options):
         super().__init__(**options)
         self.embedder = embedder
-        from .. import config
+        from ... import config
 
         s = config.settings()
         self.chunk_size = self.options.chunk_size or s.chunk_size
@@ -53,7 +53,7 @@ class Splitter(Extension):
             overlap = min(s.chunk_overlap, self.chunk_size // 5)
         self.chunk_overlap = overlap
         if self.chunk_overlap >= self.chunk_size:
-            from ..errors import UsageError
+            from ...errors import UsageError
 
             raise UsageError(f"chunk_overlap ({self.chunk_overlap}) must be smaller than chunk_size ({self.chunk_size}). Pass a smaller --chunk-overlap.")
 

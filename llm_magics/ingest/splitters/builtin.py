@@ -8,8 +8,8 @@ from typing import Iterable, Iterator
 from pydantic import Field
 
 from ..documents import Chunk, Document
-from ..errors import UsageError
-from ..hookspecs import hookimpl
+from ...errors import UsageError
+from ...hookspecs import hookimpl
 from .base import Span, Splitter, SplitterOptions, TokenLength, recursive_spans, strip_span
 
 DEFAULT_SEPARATORS = ["\n\n", "\n", " ", ""]

@@ -9,6 +9,6 @@ __all__ = ["VectorStore", "Where", "check_collection_name", "matches", "get_stor
 
 def get_store_class(name: str | None = None) -> type[VectorStore]:
     """The store class by registered name (default: the ``store`` setting)."""
-    from .. import config, registry
+    from ... import config, registry
 
     return registry.get("vector_store", name or config.settings().store)

@@ -13,8 +13,8 @@ from abc import abstractmethod
 from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 
 from ..documents import Hit
-from ..errors import UsageError
-from ..extension import Extension
+from ...errors import UsageError
+from ...extension import Extension
 
 if TYPE_CHECKING:
     import numpy as np

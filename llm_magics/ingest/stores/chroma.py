@@ -23,8 +23,8 @@ from typing import Sequence
 from pydantic import Field
 
 from ..documents import Hit
-from ..extension import Options
-from ..hookspecs import hookimpl
+from ...extension import Options
+from ...hookspecs import hookimpl
 from .base import VectorStore, Where, check_collection_name
 
 INFO_PREFIX = "llm_magics:"
@@ -106,7 +106,7 @@ class ChromaStore(VectorStore):
     Options = ChromaOptions
 
     def __init__(self, collection: str, path: str | None = None, embedder: str | None = None, **options):
-        from .. import config
+        from ... import config
 
         super().__init__(check_collection_name(collection), path, embedder or config.settings().embedder, **options)
         self.path = os.path.abspath(path or config.settings().store_path)

@@ -14,7 +14,7 @@ from typing import Sequence
 import numpy as np
 
 from ..documents import Hit
-from ..hookspecs import hookimpl
+from ...hookspecs import hookimpl
 from .base import VectorStore, Where, check_collection_name, matches
 
 

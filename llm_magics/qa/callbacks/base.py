@@ -13,7 +13,7 @@ import logging
 import uuid
 from typing import Any, ClassVar, Iterable
 
-from ..extension import Extension
+from ...extension import Extension
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ class CallbackManager:
 
         Names come from ``LLMMagics.callbacks`` and ``names_or_handlers``; instances are used as given.
         """
-        from .. import config, registry
+        from ... import config, registry
 
         handlers: list[CallbackHandler] = []
         wanted: list[str] = list(getattr(config.settings(), "callbacks", []) or [])

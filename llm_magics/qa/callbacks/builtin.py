@@ -9,14 +9,14 @@ import time
 from pathlib import Path
 from typing import ClassVar
 
-from ..hookspecs import hookimpl
+from ...hookspecs import hookimpl
 from .base import CallbackHandler
 
-log = logging.getLogger("llm_magics.callbacks")
+log = logging.getLogger("llm_magics.qa.callbacks")
 
 
 class LoggingHandler(CallbackHandler):
-    """Log every event to the ``llm_magics.callbacks`` logger (tokens at DEBUG)."""
+    """Log every event to the ``llm_magics.qa.callbacks`` logger (tokens at DEBUG)."""
 
     name = "logging"
 
@@ -103,7 +103,7 @@ class TraceHandler(CallbackHandler):
 
     def __init__(self, **options):
         super().__init__(**options)
-        from .. import config
+        from ... import config
 
         self.path = getattr(config.settings(), "trace_path", "") or ""
 

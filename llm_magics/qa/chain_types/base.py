@@ -14,10 +14,10 @@ from abc import abstractmethod
 from dataclasses import dataclass, field
 from typing import Callable, ClassVar, Sequence
 
-from ..backends.base import Backend, GenerationParams, Message, Usage
-from ..documents import Hit
-from ..errors import LLMMagicsError, UsageError
-from ..extension import Extension
+from ...backends.base import Backend, GenerationParams, Message, Usage
+from ...ingest.documents import Hit
+from ...errors import LLMMagicsError, UsageError
+from ...extension import Extension
 from . import prompts
 
 
@@ -194,6 +194,6 @@ class ChainType(Extension):
 
 
 def get_chain_type(name: str | None, **options) -> ChainType:
-    from .. import config, registry
+    from ... import config, registry
 
     return registry.get("chain_type", name or config.settings().chain_type)(**options)

@@ -13,11 +13,12 @@ from typing import Sequence
 
 from pydantic import Field
 
-from ..documents import Hit
-from ..errors import UsageError
-from ..extension import Options
-from ..hookspecs import hookimpl
-from . import grounding, prompts
+from ...ingest.documents import Hit
+from ...errors import UsageError
+from ...extension import Options
+from ...hookspecs import hookimpl
+from .. import support
+from . import prompts
 from .base import LLM, ChainResult, ChainType, Numbered
 
 _LABEL_TOKENS = 6  # "[12] " and the blank line after a chunk
@@ -123,7 +124,7 @@ class MapReduce(ChainType):
         notes: list[Note] = []
         for c in chunks:
             extract = llm.generate(prompts.render("map", chunk=c, question=question), step=f"map {c.number}/{n}").strip()
-            if extract and not _NONE.match(extract) and not grounding.is_refusal(extract):
+            if extract and not _NONE.match(extract) and not support.is_refusal(extract):
                 notes.append(Note(f"[{c.number}]", extract))
         extras: dict = {"truncated": cut} if cut else {}
         if not notes:  # the model found nothing in any chunk: let the reduce step read the chunks

@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from ..errors import UsageError
+from ...errors import UsageError
 
 SYSTEM = (
     "You answer questions using only the given context. "

@@ -5,8 +5,8 @@ from __future__ import annotations
 from abc import abstractmethod
 from typing import Any, ClassVar
 
-from ..errors import LLMMagicsError
-from ..extension import Extension
+from ...errors import LLMMagicsError
+from ...extension import Extension
 
 
 class OutputParserError(LLMMagicsError):
@@ -37,7 +37,7 @@ class OutputParser(Extension):
 
 def get_parser(name: str | OutputParser | None, **options) -> OutputParser:
     """A parser instance by registered name (``--format NAME``), or the instance given."""
-    from .. import registry
+    from ... import registry
 
     if isinstance(name, OutputParser):
         return name

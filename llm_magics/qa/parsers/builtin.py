@@ -8,9 +8,9 @@ from typing import Any, ClassVar
 
 from pydantic import ConfigDict, Field
 
-from ..errors import UsageError
-from ..extension import Options
-from ..hookspecs import hookimpl
+from ...errors import UsageError
+from ...extension import Options
+from ...hookspecs import hookimpl
 from .base import OutputParser, OutputParserError
 
 
