@@ -127,3 +127,18 @@ def register_callbacks(register: Callable[..., None]) -> None:
     ``always_on`` is true receives every run's events; others are switched on by name.
     Returns nothing.
     """
+
+
+# ---------------------------------------------------------------------------
+# Agents: tools
+# ---------------------------------------------------------------------------
+
+
+@hookspec
+def register_tools(register: Callable[..., None]) -> None:
+    """Provide tools for agents, called each time the tool registry is looked up.
+
+    Call ``register(tool)`` for each ``llm_magics.agents.Tool`` (or a typed function with a
+    docstring, turned into one); its ``name`` is what ``%%agent --tools`` and
+    ``Agent(tools=[...])`` use. Returns nothing.
+    """

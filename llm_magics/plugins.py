@@ -36,6 +36,7 @@ DEFAULT_PLUGINS = (
     "llm_magics.qa.chain_types.builtin",
     "llm_magics.qa.parsers.builtin",
     "llm_magics.qa.callbacks.builtin",
+    "llm_magics.agents.builtin",
 )
 
 ENTRY_POINT_GROUP = "llm_magics"

@@ -14,6 +14,7 @@ MAGICS = (
     ("llm_magics.magics.ask", "AskMagics"),
     ("llm_magics.magics.chain", "ChainMagics"),
     ("llm_magics.magics.attnviz", "AttnvizMagics"),
+    ("llm_magics.magics.agent", "AgentMagics"),
 )
 
 
