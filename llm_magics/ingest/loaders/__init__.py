@@ -52,8 +52,12 @@ def scheme_of(source: str) -> str | None:
 
 
 def get_loader(name: str) -> type[Loader]:
+    """The loader class for ``name``; ``family:target`` binds a family loader to a target."""
     from ... import registry
 
+    family, sep, target = name.partition(":")
+    if sep and family in registry.entries("loader"):
+        return registry.get("loader", family).with_target(target)
     return registry.get("loader", name)
 
 

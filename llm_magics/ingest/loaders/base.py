@@ -43,6 +43,21 @@ class Loader(Extension):
     schemes: ClassVar[tuple[str, ...]] = ()
     magic: ClassVar[tuple[bytes, ...]] = ()
     binary: ClassVar[bool] = False
+    #: A loader for a family of readers (``--loader langchain:PyPDFLoader``) sets this;
+    #: ``target`` is then the part after the colon.
+    takes_target: ClassVar[bool] = False
+    target: ClassVar[str | None] = None
+
+    @classmethod
+    def with_target(cls, target: str) -> type["Loader"]:
+        """This loader bound to ``target`` (``--loader NAME:TARGET``), named ``NAME:TARGET``."""
+        from ...errors import UsageError
+
+        if not cls.takes_target:
+            raise UsageError(f"Loader {cls.name!r} takes no :TARGET (got {cls.name}:{target}). Pass --loader {cls.name}.")
+        if not target.strip():
+            raise UsageError(f"Name what {cls.name!r} should use: --loader {cls.name}:NAME.")
+        return type(cls.__name__, (cls,), {"target": target.strip(), "name": f"{cls.name}:{target.strip()}", "__module__": cls.__module__})
 
     @abstractmethod
     def load(self, source: str) -> Iterator[Document]:
