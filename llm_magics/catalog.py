@@ -58,12 +58,10 @@ def listing(command: str) -> Listing:
         return Listing("Plugins", ["plugin", "from", "hooks", "status"], rows)
     if command == "models":
         from . import models
+        from .models.install import describe
 
-        rows = []
-        for m in models.known():
-            located = m.locate() if callable(m.locate) else m.locate
-            rows.append([m.name, m.role, ", ".join(m.aliases), m.plugin, str(located) if located else "missing"])
-        return Listing("Models", ["model", "role", "aliases", "plugin", "path"], rows)
+        rows = [[m.name, m.role, ", ".join(m.aliases), m.plugin, *describe(m)] for m in models.known()]
+        return Listing("Models", ["model", "role", "aliases", "plugin", "status", "size", "licence", "provenance / path"], rows)
     if command == "settings":
         from . import config
 

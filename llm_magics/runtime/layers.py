@@ -194,16 +194,17 @@ class MultiHeadSelfAttention(nn.Module):
         out: nh * hs -> C   mixes the heads' outputs back into the residual stream
     The three input projections are stored as one matrix `qkv`, (nh + 2 nkv) * hs rows,
     so one matrix multiply computes them all (nanoGPT's `c_attn` does the same).
+    `bias` puts biases on every projection (GPT-2, BERT); `qkv_bias` on q/k/v only (Qwen2).
     """
 
-    def __init__(self, n_embd, n_head, n_kv_head, *, causal, bias, layer_idx=0, max_positions=0):
+    def __init__(self, n_embd, n_head, n_kv_head, *, causal, bias, qkv_bias=False, layer_idx=0, max_positions=0):
         super().__init__()
         assert n_embd % n_head == 0 and n_head % n_kv_head == 0
         self.n_head, self.n_kv_head, self.head_dim = n_head, n_kv_head, n_embd // n_head
         self.causal = causal
         self.layer_idx = layer_idx
         self.name = f"blocks.{layer_idx}.attn"  # prefix of this layer's capture names
-        self.qkv = nn.Linear(n_embd, (n_head + 2 * n_kv_head) * self.head_dim, bias=bias)
+        self.qkv = nn.Linear(n_embd, (n_head + 2 * n_kv_head) * self.head_dim, bias=bias or qkv_bias)
         self.out = nn.Linear(n_head * self.head_dim, n_embd, bias=bias)
         self.use_sdpa = True  # False: always take the explicit path
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tokenizers import AddedToken, Regex, Tokenizer as Backend, decoders, models, pre_tokenizers, processors
+from tokenizers import AddedToken, Regex, Tokenizer as Backend, decoders, models, normalizers, pre_tokenizers, processors
 
 # llama.cpp's pre-tokenizer regexes, by `tokenizer.ggml.pre`. Each splits the text
 # into words before BPE runs; the merges were learned on words split this way.
@@ -24,6 +24,13 @@ _LLAMA3_REGEX = (
     r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}"
     r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
 )
+# Qwen2's split (its tokenizer.json, and llama.cpp's "qwen2" pre-tokenizer): like Llama 3's,
+# but every digit on its own.
+_QWEN2_REGEX = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}"
+    r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+_QWEN2_LIKE = ("qwen2", "deepseek-r1-qwen")
 _DIGITS_THEN_GPT2 = ("smollm", "starcoder", "refact", "command-r", "codeshell", "exaone", "minerva")
 _LLAMA3_LIKE = ("llama3", "llama-v3", "llama-bpe", "falcon3", "dbrx", "smaug-bpe")
 
@@ -38,6 +45,8 @@ def _pre_tokenizer(pre: str | None):
         return pre_tokenizers.Sequence(split)
     if pre in _LLAMA3_LIKE:
         return pre_tokenizers.Sequence([pre_tokenizers.Split(Regex(_LLAMA3_REGEX), "isolated"), byte_level])
+    if pre in _QWEN2_LIKE:
+        return pre_tokenizers.Sequence([pre_tokenizers.Split(Regex(_QWEN2_REGEX), "isolated"), byte_level])
     return pre_tokenizers.ByteLevel(add_prefix_space=False)  # GPT-2's own split
 
 
@@ -97,6 +106,8 @@ class Tokenizer:
         bpe = models.BPE(vocab={t: i for i, t in enumerate(tokens)}, merges=merges, fuse_unk=False)
         backend = Backend(bpe)
         backend.pre_tokenizer = _pre_tokenizer(meta.get("tokenizer.ggml.pre"))
+        if meta.get("tokenizer.ggml.pre") in _QWEN2_LIKE:  # Qwen2's own tokenizer.json composes Unicode (NFC) first
+            backend.normalizer = normalizers.NFC()
         backend.decoder = decoders.ByteLevel()
         backend.post_processor = processors.ByteLevel(trim_offsets=False)
 

@@ -3,8 +3,10 @@
 Three sources:
   * a Hugging Face folder: config.json + model.safetensors (memory-mapped; sharded too),
     or pytorch_model.bin, which is only ever read with `torch.load(weights_only=True)`;
-  * a GGUF file (llama.cpp): read with the `gguf` package, every tensor dequantized to float32,
-    and the q/k rows that llama.cpp's converter permuted put back in Hugging Face order.
+  * a GGUF file (llama.cpp, architectures `llama` and `qwen2`): read with the `gguf` package,
+    each tensor dequantized to float32 when it is used (GGUF_QUANT_TYPES lists the storage
+    types read), and, for `llama` only, the q/k rows that llama.cpp's converter permuted put
+    back in Hugging Face order (convert_hf_to_gguf.py permutes Llama's q/k, not Qwen2's).
 
 Converting a GGUF costs seconds (parsing the metadata, dequantizing 272 tensors),
 so the result is cached as safetensors under $LLM_MAGICS_CACHE (default
@@ -20,6 +22,8 @@ import logging
 import os
 import shutil
 import tempfile
+from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -67,17 +71,62 @@ def gguf_metadata(reader) -> dict:
     return {name: field.contents() for name, field in reader.fields.items() if not name.startswith("GGUF.")}
 
 
-def read_gguf(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
-    """(metadata, float32 tensors in llama.cpp names) of a GGUF file."""
+# The storage types read (all that `gguf.quants.dequantize` turns into float32): the K-quants
+# Q4_K/Q5_K/Q6_K (256-value super-blocks of sub-blocks with their own scales) that llama.cpp's
+# Q4_K_M mixes with Q5_0/Q8_0, and the older 32-value blocks Q4_0/Q4_1/Q5_0/Q8_0.
+GGUF_QUANT_TYPES = ("F32", "F16", "BF16", "Q4_0", "Q4_1", "Q5_0", "Q8_0", "Q4_K", "Q5_K", "Q6_K")
+
+
+class GGUFTensors(Mapping):
+    """The tensors of a GGUF file by llama.cpp name, each dequantized to float32 when it is read.
+
+    The file stays memory-mapped; converting one tensor at a time keeps the peak at the
+    converted model plus one tensor (a 0.5B model: ~2.5 GB, not twice that).
+    """
+
+    CHUNK_ROWS = 4096  # measured: smaller blocks were faster too (less memory traffic)
+
+    def __init__(self, reader):
+        self._tensors = {t.name: t for t in reader.tensors}
+        unsupported = sorted({t.tensor_type.name for t in reader.tensors} - set(GGUF_QUANT_TYPES))
+        if unsupported:
+            raise ValueError(f"GGUF storage type(s) {', '.join(unsupported)} are not supported; the runtime reads {', '.join(GGUF_QUANT_TYPES)}.")
+
+    def __getitem__(self, name: str) -> torch.Tensor:
+        from gguf.quants import dequantize
+
+        t = self._tensors[name]
+        data = t.data  # quantized: (rows, bytes per row) uint8 on the memory map; F32/F16: (rows, cols)
+        if data.ndim < 2 or data.shape[0] <= self.CHUNK_ROWS:
+            array = dequantize(data, t.tensor_type)  # numpy, shape in row-major order (rows, cols)
+            # F32/F16 come back as views of the read-only map: copy those; quantized types are fresh arrays.
+            return torch.from_numpy(np.require(array, np.float32, ["C_CONTIGUOUS", "WRITEABLE", "OWNDATA"]))
+        # Large matrices (a 151,936-row embedding) a block of rows at a time: numpy's temporaries
+        # for a whole Q8_0 matrix would triple its size.
+        first = dequantize(data[: self.CHUNK_ROWS], t.tensor_type)
+        out = np.empty((data.shape[0], *first.shape[1:]), dtype=np.float32)
+        out[: self.CHUNK_ROWS] = first
+        for start in range(self.CHUNK_ROWS, data.shape[0], self.CHUNK_ROWS):
+            out[start : start + self.CHUNK_ROWS] = dequantize(data[start : start + self.CHUNK_ROWS], t.tensor_type)
+        return torch.from_numpy(out)
+
+    def __iter__(self):
+        return iter(self._tensors)
+
+    def __len__(self) -> int:
+        return len(self._tensors)
+
+    def types(self) -> dict[str, int]:
+        """How many tensors of each storage type the file holds ({"Q5_0": 133, ...})."""
+        return dict(Counter(t.tensor_type.name for t in self._tensors.values()))
+
+
+def read_gguf(path: Path) -> tuple[dict, GGUFTensors]:
+    """(metadata, float32 tensors in llama.cpp names, dequantized on access) of a GGUF file."""
     from gguf import GGUFReader
-    from gguf.quants import dequantize
 
     reader = GGUFReader(str(path))
-    tensors = {}
-    for t in reader.tensors:
-        array = dequantize(t.data, t.tensor_type)  # numpy, shape in row-major order (rows, cols)
-        tensors[t.name] = torch.from_numpy(np.array(array, dtype=np.float32))  # a writable copy
-    return gguf_metadata(reader), tensors
+    return gguf_metadata(reader), GGUFTensors(reader)
 
 
 def unpermute_rows(w: torch.Tensor, n_head: int) -> torch.Tensor:
@@ -96,7 +145,11 @@ def unpermute_rows(w: torch.Tensor, n_head: int) -> torch.Tensor:
 
 
 def llama_state_dict(get, cfg: DecoderConfig, gguf: bool) -> dict[str, torch.Tensor]:
-    """Map a Llama checkpoint (HF names, or llama.cpp names when gguf=True)."""
+    """Map a Llama or Qwen2 checkpoint (HF names, or llama.cpp names when gguf=True).
+
+    Qwen2 differs only in its q/k/v biases (cfg.qkv_bias) and in that llama.cpp stores its
+    q/k rows unpermuted (its converter's Qwen2Model does not inherit LlamaModel's permute).
+    """
     if gguf:
         names = dict(
             embed="token_embd.weight", norm="output_norm.weight", head="output.weight",
@@ -118,7 +171,7 @@ def llama_state_dict(get, cfg: DecoderConfig, gguf: bool) -> dict[str, torch.Ten
     for i in range(cfg.n_layer):
         n = {key: value.format(i=i) for key, value in names.items()}
         q, k = get(n["q"]), get(n["k"])
-        if gguf:
+        if gguf and cfg.arch == "llama":
             q, k = unpermute_rows(q, cfg.n_head), unpermute_rows(k, cfg.n_kv_head)
         b = f"blocks.{i}."
         sd[b + "ln1.weight"] = get(n["ln1"])
@@ -127,8 +180,9 @@ def llama_state_dict(get, cfg: DecoderConfig, gguf: bool) -> dict[str, torch.Ten
         sd[b + "ln2.weight"] = get(n["ln2"])
         sd[b + "mlp.gate_up.weight"] = torch.cat([get(n["gate"]), get(n["up"])])  # (2I, C)
         sd[b + "mlp.down.weight"] = get(n["down"])
-        if cfg.bias:
+        if cfg.bias or cfg.qkv_bias:
             sd[b + "attn.qkv.bias"] = torch.cat([get(n[x].replace("weight", "bias")) for x in "qkv"])
+        if cfg.bias:
             sd[b + "attn.out.bias"] = get(n["o"].replace("weight", "bias"))
     if not cfg.tie_word_embeddings:
         sd["unembed.weight"] = get(names["head"])

@@ -1,0 +1,209 @@
+"""Qwen2.5-Coder-0.5B-Instruct on our runtime against transformers (and llama.cpp when installed), same run.
+
+    python bench/bench_qwen.py              # ~1,000-token prompt, 64 new tokens, 5 repeats (~10 min on 2 cores)
+    python bench/bench_qwen.py --quick      # a smoke run: 64-token prompt, 4 new tokens, 1 repeat
+
+Follows ../shared/BENCH.md. Every side runs in its own process (each model is 0.6-2.5 GB; one
+process holding all of them would pass 6 GB), with 2 threads, and the parent makes them take
+turns: A, B, C, A, B, C... Every side gets the same token ids (our tokenizer's; test_qwen.py
+shows transformers' are identical) and decodes greedily with no early stop.
+
+    time to first token (TTFT) = generate(prompt, 1 new token), a ~1,000-token prefill
+    decode tok/s               = 64 / (generate(prompt, 65 new tokens) - TTFT), at a ~1,000-token context
+
+Sides: ours float32, int8 and q4 when the runtime has it (runtime.load(..., dtype=...)), transformers float32 on the same GGUF
+(the same dequantized weights), llama.cpp on the same Q4_K_M GGUF if llama_cpp imports.
+Medians of the repeats after one warm-up; load time and peak RSS per process are reported apart.
+Writes bench/results_qwen.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TQDM_DISABLE", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
+MODEL = "qwen2.5-coder-0.5b"
+SIDES = ("ours-fp32", "ours-int8", "ours-q4", "transformers-fp32", "llama.cpp-2t")  # q4: where quantize.DTYPES has it
+
+
+# ─── one side, in its own process ─────────────────────────────────────────────
+
+
+def load_side(side: str, path: Path):
+    """A callable (ids, n_new) -> None that generates n_new tokens greedily after ids."""
+    import torch
+
+    torch.set_num_threads(2)
+    if side.startswith("ours"):
+        from llm_magics import runtime
+
+        lm = runtime.load(path, dtype=side.split("-")[1].replace("fp32", "float32"))  # float32, int8 or q4
+        return lambda ids, n: lm.generate(ids, max_new_tokens=n, stop_token_ids=[], stop_on_loop=False)
+    if side.startswith("transformers"):
+        import transformers
+
+        model = transformers.AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32).eval()
+
+        def run(ids, n):
+            x = torch.tensor([ids])
+            with torch.inference_mode():
+                model.generate(x, attention_mask=torch.ones_like(x), max_new_tokens=n, min_new_tokens=n, do_sample=False, top_k=None, top_p=None)
+
+        return run
+    from llama_cpp import Llama
+
+    llm = Llama(model_path=str(path), n_ctx=2048, n_threads=2, n_threads_batch=2, verbose=False)
+
+    def run_llama(ids, n):
+        llm.reset()  # no reuse of the previous call's KV cache: every call prefills the whole prompt
+        llm.create_completion(ids, max_tokens=n, temperature=0.0, top_k=1, logit_bias={t: -1e9 for t in (151643, 151645)})
+
+    return run_llama
+
+
+def serve(side: str) -> None:
+    """Load, say so, then run each {"ids", "new"} request from stdin and answer with its seconds."""
+    from llm_magics.models.install import install
+
+    path = install(MODEL, progress=False)
+    started = time.perf_counter()
+    run = load_side(side, path)
+    ready = {"load_s": time.perf_counter() - started, "rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6}
+    print(json.dumps(ready), flush=True)
+    for line in sys.stdin:
+        request = json.loads(line)
+        t = time.perf_counter()
+        run(request["ids"], request["new"])
+        print(json.dumps({"s": time.perf_counter() - t, "rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6}), flush=True)
+
+
+class Side:
+    def __init__(self, name: str):
+        self.name = name
+        self.proc = subprocess.Popen([sys.executable, __file__, "--serve", name], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+        self.info = json.loads(self.proc.stdout.readline())
+
+    def time(self, ids, new) -> float:
+        self.proc.stdin.write(json.dumps({"ids": ids, "new": new}) + "\n")
+        self.proc.stdin.flush()
+        answer = json.loads(self.proc.stdout.readline())
+        self.info["rss_gb"] = answer["rss_gb"]
+        return answer["s"]
+
+    def close(self):
+        self.proc.stdin.close()
+        self.proc.wait(timeout=60)
+
+
+# ─── the parent: take turns, report ───────────────────────────────────────────
+
+
+def prompt_ids(n_tokens: int) -> list[int]:
+    """~n_tokens of this project's own prose (docs and README), tokenized by our Qwen tokenizer."""
+    from llm_magics.models.install import install
+    from llm_magics.runtime import weights
+    from llm_magics.runtime.tokenizer import Tokenizer
+
+    meta, _ = weights.read_gguf(install(MODEL, progress=False))
+    tokenizer = Tokenizer.from_gguf_metadata(meta)
+    text = "\n\n".join(p.read_text() for p in [ROOT / "README.md", ROOT / "docs" / "plugin_hooks.md", ROOT / "docs" / "models.md"] if p.exists())
+    ids = tokenizer.encode(text)
+    while len(ids) < n_tokens:
+        ids = ids + ids
+    return ids[:n_tokens]
+
+
+def available(side: str) -> bool:
+    if side == "ours-q4":
+        from llm_magics.runtime import quantize
+
+        return "q4" in quantize.DTYPES
+    if side.startswith("llama.cpp"):
+        try:
+            import llama_cpp  # noqa: F401
+        except ImportError:
+            return False
+    return True
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--serve", help=argparse.SUPPRESS)
+    parser.add_argument("--quick", action="store_true", help="smoke run: short prompt, few tokens, 1 repeat")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--prompt-tokens", type=int, default=1000)
+    parser.add_argument("--new-tokens", type=int, default=64)
+    parser.add_argument("--sides", default=",".join(SIDES), help=f"comma-separated, from {', '.join(SIDES)}")
+    args = parser.parse_args()
+    if args.serve:
+        return serve(args.serve)
+    if args.quick:
+        args.repeats, args.prompt_tokens, args.new_tokens = 1, 64, 4
+    ids = prompt_ids(args.prompt_tokens)
+    names = [s for s in args.sides.split(",") if available(s)]
+    sides = []
+    try:
+        for name in names:  # one at a time: loads do not overlap
+            sides.append(Side(name))
+            print(f"loaded {name}: {sides[-1].info}", flush=True)
+        ttft = {s.name: [] for s in sides}
+        total = {s.name: [] for s in sides}
+        for repeat in range(args.repeats + 1):  # the first round is the warm-up
+            for s in sides:
+                first, whole = s.time(ids, 1), s.time(ids, 1 + args.new_tokens)
+                if repeat:
+                    ttft[s.name].append(first)
+                    total[s.name].append(whole)
+            print(f"round {repeat} done", flush=True)
+    finally:
+        for s in sides:
+            s.close()
+    rows = []
+    for s in sides:
+        t1, tn = statistics.median(ttft[s.name]), statistics.median(total[s.name])
+        rows.append({"side": s.name, "load_s": s.info["load_s"], "rss_gb": s.info["rss_gb"], "ttft_s": t1,
+                     "decode_tps": args.new_tokens / max(tn - t1, 1e-9)})  # fmt: skip
+    write(rows, args, len(ids))
+
+
+def write(rows: list[dict], args, n_prompt: int) -> None:
+    peer = next((r for r in rows if r["side"] == "transformers-fp32"), None)
+    lines = [
+        f"# Qwen2.5-Coder-0.5B-Instruct (Q4_K_M GGUF): our runtime vs transformers{' and llama.cpp' if any(r['side'].startswith('llama') for r in rows) else ''}",
+        "",
+        f"{datetime.date.today()}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, 2 threads per side. "
+        f"Prompt {n_prompt} tokens, {args.new_tokens} new tokens greedy, median of {args.repeats} alternating rounds after a warm-up.",
+        "Command: `" + " ".join(["python bench/bench_qwen.py", *sys.argv[1:]]) + "`",
+        "",
+        "| side | load s | peak RSS GB | TTFT s | TTFT vs transformers | decode tok/s | decode vs transformers |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        ttft_ratio = f"{peer['ttft_s'] / r['ttft_s']:.2f}x faster" if peer else ""
+        decode_ratio = f"{r['decode_tps'] / peer['decode_tps']:.2f}x" if peer else ""
+        lines.append(f"| {r['side']} | {r['load_s']:.1f} | {r['rss_gb']:.2f} | {r['ttft_s']:.2f} | {ttft_ratio} | {r['decode_tps']:.1f} | {decode_ratio} |")
+    lines += ["", "Load time includes the GGUF conversion on a cold weights cache (ours: later loads read the cache).", ""]
+    text = "\n".join(lines)
+    print(text)
+    if not args.quick:
+        (HERE / "results_qwen.md").write_text(text)
+
+
+if __name__ == "__main__":
+    main()
