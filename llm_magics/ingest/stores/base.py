@@ -87,14 +87,16 @@ class VectorStore(Extension):
         """Delete the whole collection, its info and manifest."""
 
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,510}[A-Za-z0-9]$")
+_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,510}[A-Za-z0-9])?$")
 
 
 def check_collection_name(name: str) -> str:
-    """Collection names work in every store: 3-512 of [A-Za-z0-9._-], alphanumeric at both ends."""
+    """Collection names work in every store: 1-512 of [A-Za-z0-9._-], alphanumeric at both ends.
+
+    A store with stricter rules maps the name to one it accepts (Chroma: ``chroma_name``)."""
     if not isinstance(name, str) or not _NAME.match(name) or ".." in name:
         raise UsageError(
-            f"Bad collection name {name!r}: use 3-512 letters, digits, '.', '_' or '-', "
+            f"Bad collection name {name!r}: use 1-512 letters, digits, '.', '_' or '-', "
             "starting and ending with a letter or digit (e.g. --collection my-docs)."
         )
     return name

@@ -14,8 +14,10 @@ table, so each entry is written atomically.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import sqlite3
 import threading
 from typing import Sequence
@@ -29,6 +31,23 @@ from .base import VectorStore, Where, check_collection_name
 
 INFO_PREFIX = "llm_magics:"
 MANIFEST_FILE = "llm_magics_manifest.sqlite3"
+#: Collection metadata key holding the user's own name when Chroma's differs (see chroma_name).
+NAME_KEY = "name"
+
+_CHROMA_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,61}[A-Za-z0-9]$")
+_IPV4 = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
+
+
+def chroma_name(name: str) -> str:
+    """The name Chroma stores a collection under: the user's own when Chroma accepts it
+    (3-63 of [A-Za-z0-9._-], alphanumeric ends, no "..", not an IPv4 address), otherwise a
+    readable prefix and a hash of the whole name, so the same name always maps to the same
+    collection: ``jl`` -> ``jl-1b2a3c4d``. The user's name is kept in the metadata."""
+    if _CHROMA_NAME.match(name) and ".." not in name and not _IPV4.match(name):
+        return name
+    digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:8]
+    prefix = re.sub(r"\.{2,}", ".", re.sub(r"[^A-Za-z0-9._-]+", "-", name))[:54].strip("._-")
+    return f"{prefix}-{digest}" if prefix else f"c-{digest}"
 
 _clients: dict[str, object] = {}
 _lock = threading.RLock()
@@ -109,6 +128,7 @@ class ChromaStore(VectorStore):
         from ... import config
 
         super().__init__(check_collection_name(collection), path, embedder or config.settings().embedder, **options)
+        self.chroma_name = chroma_name(self.collection)  # what Chroma calls it (the manifest keeps the user's name)
         self.path = os.path.abspath(path or config.settings().store_path)
         self._client = client(self.path)
         self._collection = None
@@ -123,13 +143,17 @@ class ChromaStore(VectorStore):
         if self._collection is None:
             ef = embedding_function_class()(self.embedder_name)
             o = self.options
-            self._collection = self._client.get_or_create_collection(
-                self.collection,
+            col = self._client.get_or_create_collection(
+                self.chroma_name,
                 configuration={
                     "hnsw": {"space": "cosine", "ef_search": o.ef_search, "ef_construction": o.ef_construction, "max_neighbors": o.max_neighbors},
                 },
                 embedding_function=ef,
             )
+            meta = dict(col.metadata or {})
+            if self.chroma_name != self.collection and meta.get(NAME_KEY) != self.collection:
+                col.modify(metadata={**meta, NAME_KEY: self.collection})  # listings show the user's name
+            self._collection = col
         return self._collection
 
     def batch_size(self) -> int:
@@ -206,7 +230,7 @@ class ChromaStore(VectorStore):
 
     def drop(self) -> None:
         try:
-            self._client.delete_collection(self.collection)
+            self._client.delete_collection(self.chroma_name)
         except Exception:  # noqa: BLE001 - already gone
             pass
         self._collection = None
