@@ -23,6 +23,7 @@ class GenerationParams:
     seed: int | None = None
     stop: Sequence[str] = ()
     repetition_penalty: float | None = None  # > 1 discourages repeating the reply's own tokens (None: backend default)
+    json_schema: dict | None = None  # hold the reply to this JSON Schema where the backend can (local: runtime/grammar.py)
 
 
 @dataclass

@@ -82,6 +82,7 @@ class LocalBackend(Backend):
             seed=params.seed,
             stop=list(params.stop or ()),
             stream=True,
+            logits_processor=json_constraint(lm, params),
             repetition_penalty=params.repetition_penalty or self.options.repetition_penalty,
             capture_attention=self.options.capture_attention,
             capture_layers=self.options.capture_layers,
@@ -99,6 +100,15 @@ class LocalBackend(Backend):
             usage.extra["prompt_ids"] = list(generation.prompt_ids)
         if generation.finish_reason == "interrupted":
             raise KeyboardInterrupt  # the runtime stopped cleanly; tell the caller, who keeps the text
+
+
+def json_constraint(lm, params: GenerationParams):
+    """A grammar mask that holds the reply to ``params.json_schema`` (llguidance, through the runtime), or None."""
+    if params.json_schema is None:
+        return None
+    from ..runtime.grammar import GrammarConstraint
+
+    return GrammarConstraint.from_json_schema(lm.tokenizer, params.json_schema, whitespace_flexible=True)
 
 
 @hookimpl

@@ -110,6 +110,8 @@ def ask(
         temperature=s.temperature if temperature is None else float(temperature),
         max_tokens=s.max_tokens if max_tokens is None else int(max_tokens),
         stop=STOP,
+        # --format json on one model call: decoding itself keeps to the schema where the backend can (local runtime)
+        json_schema=(parser.schema_dict or {"type": "object"}) if parser.name == "json" and (chain is None or chain.name == "stuff") else None,
     )
     if params.max_tokens < 1:
         raise UsageError(f"--max-tokens must be at least 1, got {params.max_tokens}.")

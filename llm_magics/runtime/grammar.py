@@ -113,11 +113,12 @@ class GrammarConstraint:
         return torch.cat([bits, torch.zeros(vocab_size - bits.numel(), dtype=torch.bool)])  # model rows past the tokenizer
 
     def __call__(self, token_ids: list[int], logits: torch.Tensor) -> torch.Tensor:
-        new = token_ids[self._seen :]
-        if new:
-            if not self._matcher.consume_tokens(list(new)):
-                raise GrammarError(f"Token(s) {new} do not fit the grammar: {self._matcher.get_error()}")
-            self._seen = len(token_ids)
+        for token in token_ids[self._seen :]:
+            if token in self._eos and self._matcher.is_stopped():
+                continue  # end of sequence after the grammar finished (a caller that does not stop there)
+            if not self._matcher.consume_token(token):
+                raise GrammarError(f"Token {token} does not fit the grammar: {self._matcher.get_error()}")
+        self._seen = len(token_ids)
         self.steps += 1
         allowed = self.allowed(logits.shape[-1])
         if not bool(allowed.any()):

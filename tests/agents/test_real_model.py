@@ -40,3 +40,13 @@ def test_constrained_agent_steps_are_always_well_formed(smollm2_backend, planets
         if step.kind == "action":
             assert parsed.tool in ("calculator", "sql") and isinstance(parsed.tool_input, dict)
             agent.tool_map[parsed.tool].validate(parsed.tool_input)  # the arguments fit the schema
+
+
+def test_ask_json_format_is_decoded_under_the_schema_on_the_local_model(smollm2_backend):
+    from llm_magics import ask
+
+    schema = {"type": "object", "properties": {"name": {"type": "string", "maxLength": 40}}, "required": ["name"], "additionalProperties": False}
+    a = ask("Who painted the Mona Lisa? Reply with the painter's name.", model=smollm2_backend, retrieval=False,
+            format="json", schema=schema, max_tokens=40, memory=None)  # fmt: skip
+    assert a.parse_error is None and set(a.parsed) == {"name"} and a.parsed["name"].strip()
+    assert not a.extras.get("retries")  # valid on the first try: the grammar allowed nothing else
