@@ -130,10 +130,11 @@ class AskMagics(Magics):
             %ask --compare stuff,refine,map_reduce,map_rerank What is the budget
             %ask --reset
 
-        End a ``%ask`` line without ``?``: IPython reads a trailing ``?`` as a help request.
+        A ``%ask`` line may end with ``?`` (``r = %ask What is X?``): the extension rewrites it
+        before IPython's help syntax sees it (``magics/transforms.py``); ``%ask?`` is still help.
         """
         from ..qa import pipeline as ask_mod
-        from ..qa import memory
+        from ..qa import session
 
         parser = self.ask.parser
         if cell is None:  # %ask OPTIONS QUESTION: the question is the raw rest, apostrophes and all
@@ -147,7 +148,7 @@ class AskMagics(Magics):
         index = self._lookup(args.index, "--index") if args.index else None
         collection = args.collection
         if args.reset:
-            memory.reset(memory.session_key(args.session, ask_mod._collection_of(index, collection)))
+            session.current().forget(session=args.session, collection=collection, index=index)
             if not question.strip():
                 print(f"Conversation memory cleared ({args.session and 'session ' + args.session or 'collection ' + (collection or 'default')}).")
                 return None
