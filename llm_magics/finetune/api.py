@@ -6,7 +6,7 @@
     step 1/60  loss 2.345  410 tok/s
     ...
     >>> result.after.exact_match, result.adapter_path
-    >>> runtime.load("smollm2-qa")          # and %%ask --model smollm2-qa, in any kernel
+    >>> models.load("smollm2-qa")          # and %%ask --model smollm2-qa, in any kernel
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ def train(data, model: str = "smollm2-135m-instruct", *, method: str = "lora", s
     the same folder resumes an interrupted run. options: any TrainConfig field (batch_size,
     learning_rate, lora_rank, lora_targets, eval_every, checkpoint_every, max_seq_len, ...).
     """
-    from .. import runtime
+    from .. import models
     from .trackers import make_trackers
     from .trainer import Interrupted, Trainer
 
@@ -102,7 +102,7 @@ def train(data, model: str = "smollm2-135m-instruct", *, method: str = "lora", s
     examples = data if isinstance(data, data_mod.Dataset) else data_mod.read(data, fmt)  # bad rows fail here, before loading
     if not isinstance(examples, data_mod.Dataset) and not examples:
         raise UsageError("The dataset is empty: no examples to train on. Check the file, or pass at least a few rows.")
-    lm = runtime.load(model, dtype="float32")  # a private copy: training changes its weights
+    lm = models.load(model, dtype="float32")  # a private copy: training changes its weights
     max_tokens = min(config.max_seq_len, lm.context_window)
     dataset = data_mod.prepare(examples, tokenizer=lm.tokenizer, max_tokens=max_tokens, val_fraction=val_fraction,
                                seed=seed, near_duplicates=near_duplicates, augment=augment, augment_model=lm)  # fmt: skip
@@ -157,12 +157,12 @@ def load_adapter(model: str, adapter_path, merge: bool = False):
     """A runtime LanguageModel with a saved LoRA adapter applied (merged into the weights if merge=True)."""
     from safetensors.torch import load_file
 
-    from .. import runtime
+    from .. import models
     from . import lora
 
     folder = Path(adapter_path)
     meta = json.loads((folder / "adapter_config.json").read_text())
-    lm = runtime.load(model, dtype="float32")
+    lm = models.load(model, dtype="float32")
     if meta["method"] == "lora":
         lora.inject(lm.module, rank=meta["r"], alpha=meta["lora_alpha"], dropout=0.0, targets=meta["target_modules"])
         lora.load_adapter(lm.module, load_file(str(folder / "adapter.safetensors")))

@@ -47,6 +47,6 @@ FAST = dict(batch_size=4, eval_examples=2, max_new_tokens=4, learning_rate=1e-3,
 @pytest.fixture(scope="session")
 def smollm2():
     """One loaded SmolLM2 for the tests that only read it (tokenizer, rendering)."""
-    from llm_magics import runtime
+    from llm_magics import models
 
-    return runtime.load("smollm2-135m-instruct")
+    return models.load("smollm2-135m-instruct")

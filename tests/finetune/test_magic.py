@@ -6,9 +6,10 @@ import pytest
 from IPython.core.error import UsageError as IPythonUsageError
 
 
-def test_help_and_bad_rows_are_one_line(ip, tmp_path, capsys):
-    ip.run_cell("%finetune?")
-    assert "--tracker" in capsys.readouterr().out
+def test_help_and_bad_rows_are_one_line(ip, tmp_path):
+    doc = ip.find_line_magic("finetune").__doc__  # what %finetune? prints
+    for option in ("--data", "--model", "--method", "--steps", "--tracker", "--tracking-uri", "--name"):
+        assert option in doc
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"prompt": "a", "completion": "b"}\n{"prompt": "a"\n')
     with pytest.raises(IPythonUsageError, match=r"^line 2: not valid JSON"):

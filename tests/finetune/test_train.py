@@ -32,12 +32,12 @@ def test_loss_falls_and_the_model_is_registered(codes_file, tmp_path):
     assert "validation loss" in str(result) and "exact match" in str(result)
 
     # Registered: the resolver finds it in this process...
-    from llm_magics import runtime
+    from llm_magics import models
     from llm_magics.models import resolve
 
     spec = resolve("smollm2-codes")
     assert spec.format == "hf" and spec.path == result.model_path
-    tuned = runtime.load("smollm2-codes")
+    tuned = models.load("smollm2-codes")
     adapted = finetune.load_adapter("smollm2", result.adapter_path)
     ids = tuned.encode("<|im_start|>user\nFrance<|im_end|>\n<|im_start|>assistant\n")
     torch.testing.assert_close(tuned.logits(ids), adapted.logits(ids), atol=2e-4, rtol=1e-4)
@@ -100,10 +100,10 @@ def test_resume_after_ctrl_c_continues_the_same_run(codes_file, tmp_path, interr
 
 
 def test_merge_reproduces_the_adapter(smollm2):
-    from llm_magics import runtime
+    from llm_magics import models
     from llm_magics.finetune import lora
 
-    lm = runtime.load("smollm2")
+    lm = models.load("smollm2")
     lora.inject(lm.module, rank=4, alpha=8, dropout=0.0)
     with torch.no_grad():  # a trained-looking adapter: B away from its zero start
         for name, layer in lora.lora_layers(lm.module):

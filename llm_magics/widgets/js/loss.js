@@ -17,6 +17,9 @@ function svg(tag, attrs) {
   return e;
 }
 
+/** @param {Record<string, [number, number][]>} series */
+const all_count = (series) => Object.values(series).reduce((n, p) => n + p.length, 0);
+
 /** @param {{ model: AnyModel, el: HTMLElement }} ctx */
 function render({ model, el }) {
   const root = document.createElement("div");
@@ -40,6 +43,7 @@ function render({ model, el }) {
     const last = (series.train || []).at(-1);
     status.textContent = `${model.get("status")}` + (last ? ` · step ${last[0]} · loss ${last[1].toFixed(3)}` : "");
     chart.replaceChildren();
+    root.dataset.rendered = `points:${all_count(series)}`;
     chart.append(svg("line", { class: "axis", x1: PAD.l, y1: H - PAD.b, x2: W - PAD.r, y2: H - PAD.b }));
     chart.append(svg("line", { class: "axis", x1: PAD.l, y1: PAD.t, x2: PAD.l, y2: H - PAD.b }));
     if (!all.length) return;
