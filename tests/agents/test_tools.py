@@ -176,3 +176,37 @@ def test_search_tool_returns_passages_with_sources(tmp_path, monkeypatch):
     assert result.sources and all(h.metadata.get("source") for h in result.sources)
     assert "[1]" in result.content and "(source: " in result.content
     assert any("Okafor" in h.text for h in result.sources)
+
+
+def test_a_third_party_tool_comes_through_the_entry_point_group(tmp_path, monkeypatch):
+    """A distribution with an ``llm_magics`` entry point (a dist-info folder on sys.path) adds a tool."""
+    import importlib
+    import sys
+    import textwrap
+
+    (tmp_path / "lmtest_tools.py").write_text(textwrap.dedent('''
+        from llm_magics import hookimpl
+        from llm_magics.agents import Tool
+
+        reverse = Tool("reverse", "Reverse a text.", {"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]},
+                       lambda text: text[::-1])
+
+        @hookimpl
+        def register_tools(register):
+            register(reverse)
+    '''))
+    info = tmp_path / "lmtest_tools-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: lmtest-tools\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[llm_magics]\nlmtest_tools = lmtest_tools\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    importlib.invalidate_caches()
+    plugins.reset()
+    try:
+        (reverse,) = get_tools("reverse")
+        assert reverse(**reverse.validate({"text": "abc"})).content == "cba"
+        assert plugins.info["lmtest_tools"].source == "entry point lmtest-tools 1.0"
+    finally:
+        sys.modules.pop("lmtest_tools", None)
+        monkeypatch.undo()
+        plugins.reset()
