@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import inspect
 import json
 import os
 import platform
@@ -54,7 +55,8 @@ def load_side(side: str, path: Path):
         from llm_magics import runtime
 
         lm = runtime.load(path, dtype=side.split("-")[1].replace("fp32", "float32"))  # float32, int8 or q4
-        return lambda ids, n: lm.generate(ids, max_new_tokens=n, stop_token_ids=[], stop_on_loop=False)
+        fixed = {"threads": 2} if "threads" in inspect.signature(lm.generate).parameters else {}  # not "auto"
+        return lambda ids, n: lm.generate(ids, max_new_tokens=n, stop_token_ids=[], stop_on_loop=False, **fixed)
     if side.startswith("transformers"):
         import transformers
 

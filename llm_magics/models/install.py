@@ -13,8 +13,8 @@ and keeps the result only if its size and SHA-256 are the published ones. A bad 
 deleted and refused. The joined file is written under a temporary name and renamed into
 place, so an interrupted install (Ctrl-C) leaves nothing half-written behind.
 
-Afterwards the model's registry name works wherever a model is named: this module is a
-built-in plugin whose ``register_models`` hook registers every entry of ``CATALOG``.
+Afterwards the model's registry name works wherever a model is named: the built-in models
+plugin (builtin.py) registers every entry of ``CATALOG`` through ``register_installable``.
 Before each use the file is checked against a stamp written at install time (size, mtime
 and SHA-256); a file changed since is hashed again, and refused if it no longer matches.
 """
@@ -32,7 +32,6 @@ from importlib import metadata
 from pathlib import Path
 
 from ..errors import UsageError
-from ..hookspecs import hookimpl
 
 
 @dataclass(frozen=True)
@@ -294,7 +293,7 @@ def _locator(item: Installable):
     return locate
 
 
-@hookimpl
-def register_models(register):
+def register_installable(register) -> None:
+    """Register every CATALOG model (called from the built-in models plugin's register_models hook)."""
     for item in CATALOG.values():
         register(item.name, _locator(item), item.role, aliases=item.aliases, description=item.description)
