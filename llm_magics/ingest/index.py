@@ -137,6 +137,7 @@ class Index:
         *,
         progress: bool | None = None,
         batch_size: int | None = None,  # texts per embedder call (default 256)
+        redact: "bool | Redactor" = False,  # mask personal data before splitting, embedding and storing
         **loader_options: Any,
     ) -> IngestReport:
         """Load, split, embed and store ``sources`` (files, folders, globs, URLs).
@@ -144,6 +145,9 @@ class Index:
         Unchanged sources are skipped, changed ones replace their old chunks, and
         unreadable ones are skipped with a reason in the returned report. Extra keyword
         arguments are loader options (``query=`` for SQL, ``text_field=`` for JSON, ...).
+        ``redact=True`` (or a ``redact.Redactor``) masks e-mail addresses, phone numbers, IBANs
+        and card numbers in every loaded document before anything else sees it; the report
+        counts what was masked (``report.redacted``).
         """
         from .loaders import SkipSource, choose
         from .loaders.sources import expand
@@ -161,6 +165,8 @@ class Index:
         else:
             split = get_splitter(splitter, embedder=embedder, chunk_size=chunk_size, chunk_overlap=chunk_overlap)
         _check_loader_options(loader, loader_options)
+        redactor = _redactor(redact)
+        split_key = split.config_key + ("|redacted" if redactor else "")  # a redacted copy is another version
         # Texts per embed() call: the embedder buckets them by token length inside the call,
         # so bigger calls pad less; the progress bar moves once per call.
         batch_size = batch_size or getattr(config.settings(), "embed_batch_size", 256)
@@ -176,13 +182,13 @@ class Index:
                     cls, note = choose(src, loader)
                     options = _options_for(cls, loader_options, explicit=loader is not None)
                     key = source_key(src, options)
-                    fingerprint = _fingerprint(src, cls.name, options, split.config_key, embedder.identity)
+                    fingerprint = _fingerprint(src, cls.name, options, split_key, embedder.identity)
                     old = manifest.get(key)
                     if old and fingerprint and old.get("fingerprint") == fingerprint and _settled(old):
                         report.files_unchanged += 1
                         report.chunks_unchanged += old.get("chunks", 0)
                         continue
-                    chunks = list(split.split(cls(**options).load(src)))
+                    chunks = list(split.split(_redacted(cls(**options).load(src), redactor)))
                     if not chunks:
                         raise SkipSource("no text to index")
                 except SkipSource as e:
@@ -217,6 +223,8 @@ class Index:
             raise
         writer.close()
         report.seconds = time.perf_counter() - started
+        if redactor:
+            report.redacted = dict(redactor.report.counts)
         if usage_errors and not report.files_read and not report.files_unchanged:
             raise usage_errors[0]
         return report
@@ -501,3 +509,22 @@ def _options_for(cls, options: dict, explicit: bool) -> dict:
         return dict(options)
     fields = cls.Options.model_fields
     return {k: v for k, v in options.items() if k in fields}
+
+
+def _redactor(redact):
+    """None, or the Redactor that masks personal data for this run (see ingest/redact.py)."""
+    if not redact:
+        return None
+    from .redact import Redactor
+
+    return redact if isinstance(redact, Redactor) else Redactor()
+
+
+def _redacted(documents, redactor):
+    """The loader's documents with personal data masked, before the splitter sees them."""
+    if redactor is None:
+        yield from documents
+        return
+    for doc in documents:
+        doc.text = redactor.redact(doc.text)
+        yield doc

@@ -23,6 +23,7 @@ class IngestReport:
     embed_seconds: float = 0.0
     seconds: float = 0.0
     interrupted: bool = False
+    redacted: dict[str, int] | None = None  # kind -> items masked, when run with redact=True
 
     @property
     def files_skipped(self) -> int:
@@ -40,6 +41,9 @@ class IngestReport:
             f"Chunks: {self.chunks_added} added, {self.chunks_unchanged} unchanged, {self.chunks_removed} removed"
             f" ({self.chunks_embedded} embedded; {self.seconds:.1f} s).",
         ]
+        if self.redacted is not None:
+            found = ", ".join(f"{n} {kind.replace('_', ' ')}" for kind, n in sorted(self.redacted.items()))
+            out.append(f"Redacted {sum(self.redacted.values())} item(s) before embedding: {found or 'no personal data found'}.")
         if self.interrupted:
             out.append("The collection is consistent: finished sources are in, the rest are not. Run the same command again to complete it.")
         if self.skipped:

@@ -51,19 +51,28 @@ class Reach:
         return f"Reach({self.name!r}, {shown}; sequential steps for T={self.T}: {self.sequential_steps})"
 
 
-def jacobian_norms(fn, x):
+def jacobian_norms(fn, x, probes: int | None = None, seed: int = 0):
     """‖∂fn(x)[:, -1] / ∂x[:, t]‖_F for each t, averaged over the batch: (T,) numpy, index = position.
 
-    fn maps (B, T, C) -> (B, T, H). One backward pass per output unit of the last step.
+    fn maps (B, T, C) -> (B, T, H). Exact: one backward pass per output unit of the last step.
+    probes=k estimates it with k random Gaussian directions v instead (E‖vᵀJ‖² = ‖J‖²_F),
+    k backward passes whatever H is: plenty to see orders of magnitude.
     """
     import torch
 
     x = x.detach().clone().requires_grad_(True)
     y = fn(x)[:, -1]  # (B, H): the output at the last step
     squares = torch.zeros(x.shape[0], x.shape[1], dtype=x.dtype)  # (B, T)
-    for j in range(y.shape[1]):
-        (g,) = torch.autograd.grad(y[:, j].sum(), x, retain_graph=True)  # (B, T, C): row j of each block
+    if probes:
+        gen = torch.Generator().manual_seed(seed)
+        directions = [torch.randn(y.shape, generator=gen, dtype=y.dtype) for _ in range(probes)]
+    else:
+        directions = [torch.nn.functional.one_hot(torch.full(y.shape[:1], j), y.shape[1]).to(y.dtype) for j in range(y.shape[1])]
+    for v in directions:
+        (g,) = torch.autograd.grad(y, x, grad_outputs=v, retain_graph=True)  # (B, T, C): vᵀ J for each block
         squares += g.pow(2).sum(-1)
+    if probes:
+        squares /= probes
     return squares.sqrt().mean(0).numpy()  # (T,)
 
 
@@ -91,16 +100,19 @@ def critical_path(fn, x) -> int:
     return longest[root] or 0
 
 
-def measure(name: str, fn, x, *, recurrent: bool | None = None) -> Reach:
+def measure(name: str, fn, x, *, probes: int | None = None, sequential: bool = True) -> Reach:
     """Gradient reach of fn over x (B, T, C), and its sequential steps measured on the graph.
 
     The critical path is measured at T and 2T: if it grows, every position waits for the one
     before (sequential steps = T); if not, all positions run at once (1 step).
+    probes: see `jacobian_norms`; sequential=False skips the critical path (sequential_steps 0).
     """
     import torch
 
     T = x.shape[1]
-    norms = jacobian_norms(fn, x)[::-1].copy()  # index by distance T-1-t
+    norms = jacobian_norms(fn, x, probes)[::-1].copy()  # index by distance T-1-t
+    if not sequential:
+        return Reach(name, norms)
     longer = torch.cat([x, x], dim=1)  # (B, 2T, C)
     paths = {T: critical_path(fn, x), 2 * T: critical_path(fn, longer)}
     grows = paths[2 * T] > paths[T]

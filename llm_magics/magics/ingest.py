@@ -43,6 +43,7 @@ class IngestMagics(Magics):
     @argument("--option", action="append", metavar="KEY=VALUE", help="Loader option, repeatable: rows_per_document=10, text_field=body, password=...")
     @argument("--delete", metavar="SOURCE", action="append", help="Remove a source (or a folder's sources) from the collection.")
     @argument("--stats", action="store_true", help="Show the collection's sources and chunk counts.")
+    @argument("--redact", action="store_true", help="Mask e-mail addresses, phone numbers, IBANs and card numbers before embedding and storing; the summary counts them by kind.")
     @argument("-o", "--output", metavar="VAR", help="Also bind the Index to this variable.")
     @line_magic
     @user_errors
@@ -56,6 +57,7 @@ class IngestMagics(Magics):
             %ingest sqlite:///shop.db --query "SELECT name, description FROM products"
             %ingest --delete report.pdf --collection papers
             %ingest --stats
+            %ingest inbox/ --redact          # personal data masked before embedding
 
         Re-running is safe: unchanged files are skipped, changed ones replace their
         chunks. Unreadable files are skipped with a reason in the summary.
@@ -82,6 +84,7 @@ class IngestMagics(Magics):
                 chunk_overlap=args.chunk_overlap,
                 glob=args.glob,
                 recursive=args.recursive,
+                redact=args.redact,
                 **options,
             )
             display(report)

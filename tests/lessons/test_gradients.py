@@ -58,3 +58,12 @@ def test_jacobian_norms_match_the_full_jacobian():
     jac = torch.autograd.functional.jacobian(lambda z: fn(z)[:, -1], x)  # (1, 2, 1, 5, 3)
     expected = jac[0, :, 0].pow(2).sum(dim=(0, 2)).sqrt().numpy()  # (5,)
     assert np.allclose(gradients.jacobian_norms(fn, x), expected, rtol=1e-5)
+
+
+def test_random_probes_estimate_the_same_reach():
+    torch.manual_seed(2)
+    rnn = torch.nn.RNN(8, 16, batch_first=True)
+    x = torch.randn(2, 20, 8)
+    exact = gradients.jacobian_norms(lambda z: rnn(z)[0], x)
+    estimate = gradients.jacobian_norms(lambda z: rnn(z)[0], x, probes=64)
+    assert np.all(np.abs(np.log10(estimate / exact)) < 0.3)  # within a factor of 2 at every position
