@@ -142,3 +142,18 @@ def register_tools(register: Callable[..., None]) -> None:
     docstring, turned into one); its ``name`` is what ``%%agent --tools`` and
     ``Agent(tools=[...])`` use. Returns nothing.
     """
+
+
+# ---------------------------------------------------------------------------
+# Fine-tuning: experiment trackers
+# ---------------------------------------------------------------------------
+
+
+@hookspec
+def register_trackers(register: Callable[..., None]) -> None:
+    """Provide experiment trackers for fine-tuning, called once when a tracker is first looked up.
+
+    Call ``register(TrackerClass)`` for each subclass of ``llm_magics.finetune.Tracker``; its
+    ``name`` is what ``%finetune --tracker NAME`` and ``finetune.train(tracker=NAME)`` use.
+    Returns nothing.
+    """

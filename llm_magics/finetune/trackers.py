@@ -191,14 +191,18 @@ def register_trackers(register):
 # ─── the tracker registry ─────────────────────────────────────────────────────
 
 _trackers: dict | None = None
+_generation = None  # plugins.generation when _trackers was collected
 _lock = threading.RLock()
 
 
 def available() -> dict:
-    """{name: Tracker class} from every plugin's register_trackers."""
-    global _trackers
+    """{name: Tracker class} from every plugin's register_trackers (collected again when plugins change)."""
+    global _trackers, _generation
+    from .. import plugins
+
     with _lock:
-        if _trackers is None:
+        if _trackers is None or _generation != getattr(plugins, "generation", None):
+            _generation = getattr(plugins, "generation", None)
             from .. import registry
 
             def make(plugin, cls, aliases=()):
