@@ -55,6 +55,53 @@ CONFIGS = {
 }
 
 
+#: Prompt sets for ``--prompt`` (system prompt, ``stuff`` template): "current" is what the
+#: package ships; the others are kept so the before/after can be measured again.
+PROMPTS = {
+    "current": None,
+    "before": (  # the prompts before issue #10
+        "You answer questions using only the given context. Answer in one or two short sentences. "
+        "If the context does not contain the answer, say: I don't know.",
+        "Context:\n{% for c in chunks %}[{{ c.number }}] {{ c.text }}\n\n{% endfor %}"
+        "Question: {{ question }}\nAnswer the question using the context."
+        "{% if instructions %}\n{{ instructions }}{% endif %}",
+    ),
+    "extractive": (
+        "You answer questions from the numbered passages you are given. Answer with the exact words "
+        "from the passage that holds the answer (a name, a number, a command or a short phrase), in one "
+        "short sentence. Write the passage number in brackets after the answer, like [2]. "
+        "If no passage holds the answer, reply only: I don't know.",
+        "Passages:\n{% for c in chunks %}[{{ c.number }}] {{ c.text }}\n\n{% endfor %}"
+        "Question: {{ question }}\nAnswer in a few words copied from the passages, then the passage number like [1]. "
+        "If the passages do not answer it, say: I don't know."
+        "{% if instructions %}\n{{ instructions }}{% endif %}",
+    ),
+    "extractive-q-first": (
+        "You answer questions from the numbered passages you are given. Answer with the exact words "
+        "from the passage that holds the answer (a name, a number, a command or a short phrase), in one "
+        "short sentence. Write the passage number in brackets after the answer, like [2]. "
+        "If no passage holds the answer, reply only: I don't know.",
+        "Question: {{ question }}\n\nPassages:\n{% for c in chunks %}[{{ c.number }}] {{ c.text }}\n\n{% endfor %}"
+        "Question: {{ question }}\nAnswer in a few words copied from the passages, then the passage number like [1]. "
+        "If the passages do not answer it, say: I don't know."
+        "{% if instructions %}\n{{ instructions }}{% endif %}",
+    ),
+}
+
+
+def use_prompts(name: str) -> None:
+    """Make ``ask`` use prompt set ``name`` in this process (the benchmark's ablation switch)."""
+    if PROMPTS[name] is None:
+        return
+    from llm_magics.qa.chain_types import base, prompts
+
+    system, stuff = PROMPTS[name]
+    prompts.TEMPLATES["stuff"] = stuff
+    defaults = list(base.LLM.__init__.__defaults__)
+    defaults[-1] = system
+    base.LLM.__init__.__defaults__ = tuple(defaults)
+
+
 def norm(text: str) -> str:
     """Lower case, one quote style, no whitespace: PDF and HTML text compare alike."""
     table = str.maketrans({"’": "'", "‘": "'", "“": '"', "”": '"', "`": "'"})
@@ -202,6 +249,7 @@ def answer_ours(questions, hits_per_q, backend, max_tokens):
         phrase = norm(q["answer_phrase"])
         cited = any(phrase in norm(s.text) for s in a.cited)
         out.append({"id": q["id"], "reply": a.answer, "raw": a.raw, "ok": gold_in(a.answer, q), "cited_ok": cited, "seconds": time.perf_counter() - t0})
+        print(f"  ours {q['id']}: {'ok ' if out[-1]['ok'] else 'no '} {a.answer[:100]!r}", file=sys.stderr, flush=True)
     return out
 
 
@@ -211,6 +259,7 @@ def answer_peer(questions, hits_per_q, chain):
         t0 = time.perf_counter()
         reply = chain.invoke({"context": "\n\n".join(h.text for h in hits), "question": q["question"]})
         out.append({"id": q["id"], "reply": reply, "ok": gold_in(reply, q), "cited_ok": None, "seconds": time.perf_counter() - t0})
+        print(f"  peer {q['id']}: {'ok ' if out[-1]['ok'] else 'no '} {reply[:100]!r}", file=sys.stderr, flush=True)
     return out
 
 
@@ -257,6 +306,8 @@ def main(argv=None) -> int:
     ap.add_argument("--configs", default="base,hybrid,hybrid+expand1", help=f"our retrieval variants: {', '.join(CONFIGS)}")
     ap.add_argument("--answer-config", default=None, help="the variant whose answers are measured (default: the last of --configs)")
     ap.add_argument("--max-tokens", type=int, default=64, help="longest answer, both sides")
+    ap.add_argument("--prompt", default="current", choices=list(PROMPTS), help="our prompt set (ablation)")
+    ap.add_argument("--no-peer-answers", action="store_true", help="answer with our side only (prompt ablations)")
     ap.add_argument("--out", default=str(HERE / "results_answers.md"))
     args = ap.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -270,6 +321,7 @@ def main(argv=None) -> int:
     from llm_magics.qa.pipeline import STOP
 
     config.settings().progress = False
+    use_prompts(args.prompt)
     embedder = get_embedder()
     backend = backends.get_model(args.model)
     count = backend.count_tokens
@@ -297,7 +349,7 @@ def main(argv=None) -> int:
             aq = qs[: args.answer_questions] if args.answer_questions else qs
             params = GenerationParams(temperature=0.0, max_tokens=args.max_tokens, stop=STOP)
             answers[(name, "ours")] = answer_ours(aq, ours_hits[answer_cfg][: len(aq)], backend, args.max_tokens)
-            answers[(name, "langchain")] = answer_peer(aq, peer_hits[: len(aq)], peer_chain(backend, params))
+            answers[(name, "langchain")] = [] if args.no_peer_answers else answer_peer(aq, peer_hits[: len(aq)], peer_chain(backend, params))
             print(name, "answers ours", sum(a["ok"] for a in answers[(name, "ours")]), "langchain", sum(a["ok"] for a in answers[(name, "langchain")]), "of", len(aq), file=sys.stderr)
     write(args, corpora, configs, answer_cfg, rows, answers, ingest, checks, backend, fetch.CORPORA)
     return 0
@@ -331,13 +383,15 @@ def write(args, corpora, configs, answer_cfg, rows, answers, ingest, checks, bac
             m = statistics.mean(rows[(n, c)]["mrr"] for n in names)
             lines.append(f"| *{group}* | {'LangChain' if c == 'langchain' else 'ours: ' + c} | {h:.3f} | {m:.3f} |  |  |  |  |")
     if answers:
-        lines += ["", f"## Answers (ours: `{answer_cfg}` retrieval, our `stuff` chain)", "",
+        lines += ["", f"## Answers (ours: `{answer_cfg}` retrieval, our `stuff` chain, prompt set `{args.prompt}`)", "",
                   "| corpus | questions | ours correct | LangChain correct | difference | ours citation accuracy | s/answer ours | s/answer LangChain |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
         for n in [*tuning, *held]:
             a, b = answers[(n, "ours")], answers[(n, "langchain")]
             k = len(a) or 1
-            lines.append(f"| {n}{' (held out)' if n in held else ''} | {len(a)} | {sum(x['ok'] for x in a)} ({sum(x['ok'] for x in a) / k:.2f}) | {sum(x['ok'] for x in b)} ({sum(x['ok'] for x in b) / k:.2f}) | "
-                         f"{(sum(x['ok'] for x in a) - sum(x['ok'] for x in b)) / k:+.2f} | {sum(x['cited_ok'] for x in a) / k:.2f} | {statistics.median(x['seconds'] for x in a):.1f} | {statistics.median(x['seconds'] for x in b):.1f} |")
+            pa, pb = sum(x["ok"] for x in a), sum(x["ok"] for x in b)
+            peer = f"{pb} ({pb / k:.2f}) | {(pa - pb) / k:+.2f}" if b else "not run | "
+            lines.append(f"| {n}{' (held out)' if n in held else ''} | {len(a)} | {pa} ({pa / k:.2f}) | {peer} | {sum(x['cited_ok'] for x in a) / k:.2f} | "
+                         f"{statistics.median(x['seconds'] for x in a):.1f} | {statistics.median(x['seconds'] for x in b) if b else 0:.1f} |")
         with open(Path(args.out).with_suffix(".jsonl"), "w", encoding="utf-8") as f:
             for (n, side), items in answers.items():
                 for x in items:

@@ -32,8 +32,11 @@ CORPORA: dict[str, dict] = {
         "copyright": "usr/share/doc/r-doc-pdf/copyright",
     },
     "sqlite-capi": {
-        "package": "sqlite3-doc", "version": "3.40.1-2+deb12u2", "kind": "API reference (211 HTML pages, SQLite C interface)", "held_out": False,
+        "package": "sqlite3-doc", "version": "3.40.1-2+deb12u2", "kind": "API reference (86 of the 210 HTML pages of the SQLite C interface)", "held_out": False,
         "files": ["usr/share/doc/sqlite3/c3ref/*.html"],
+        # 2 shared cores cannot embed all 210 pages for every variant: the pages the questions
+        # come from, plus every third of the others (in name order) as distractors.
+        "subset": "questions+every3",
         "copyright": "usr/share/doc/sqlite3-doc/copyright",
     },
     "git-manual": {
@@ -67,7 +70,15 @@ def fetch(name: str, force: bool = False) -> Path:
             shutil.rmtree(out)
         out.mkdir(parents=True)
         for pattern in spec["files"]:
-            for path in sorted(glob.glob(os.path.join(root, pattern))):
+            paths = sorted(glob.glob(os.path.join(root, pattern)))
+            if spec.get("subset") == "questions+every3":
+                import json
+
+                asked = {json.loads(line)["source"] for line in open(HERE / name / "questions.jsonl", encoding="utf-8") if line.strip()}
+                rest = [p for p in paths if os.path.basename(p) not in asked]
+                keep = {p for p in paths if os.path.basename(p) in asked} | set(rest[::3])
+                paths = [p for p in paths if p in keep]
+            for path in paths:
                 target = out / os.path.basename(path)
                 if path.endswith(".gz"):
                     with gzip.open(path, "rb") as src, open(target.with_suffix(""), "wb") as dst:
