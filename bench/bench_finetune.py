@@ -75,9 +75,9 @@ def child(side: str, steps: int) -> dict:
 
     torch.set_num_threads(2)
     torch.manual_seed(0)
-    from llm_magics import runtime
+    from llm_magics import models
 
-    lm = runtime.load("smollm2-135m-instruct")  # our tokenizer renders the data for both sides
+    lm = models.load("smollm2-135m-instruct")  # our tokenizer renders the data for both sides
     pad = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else lm.tokenizer.eos_token_id
     data = [collate(b, pad) for b in batches(lm.tokenizer, steps + 1)]
     started = time.perf_counter()

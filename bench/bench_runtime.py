@@ -79,9 +79,9 @@ def child(side: str, tokens: int, cache: str | None = None) -> dict:
 def measure_compile(repeats: int) -> None:
     """torch.compile(dynamic=True) applied from outside to the decoder's forward, against eager."""
     torch.set_num_threads(2)
-    from llm_magics import runtime
+    from llm_magics import models
 
-    lm = runtime.load("smollm2")
+    lm = models.load("smollm2")
     ids = lm.encode("The history of the Roman empire begins with")
 
     def run():
@@ -159,7 +159,7 @@ def main() -> None:
     # ── decode and prefill ──
     os.environ["LLM_MAGICS_CACHE"] = cache
     path = resolve("smollm2").path
-    ours = {dtype: runtime.load("smollm2", dtype=dtype) for dtype in ("float32", "bfloat16", "int8")}
+    ours = {dtype: models.load("smollm2", dtype=dtype) for dtype in ("float32", "bfloat16", "int8")}
     hf = transformers.AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name).eval()
     hf_bf16 = transformers.AutoModelForCausalLM.from_pretrained(
         str(path.parent), gguf_file=path.name, dtype=torch.bfloat16
@@ -220,7 +220,7 @@ def main() -> None:
     del ours, hf, hf_bf16
 
     # ── embeddings ──
-    minilm = runtime.load("minilm")
+    minilm = models.load("minilm")
     hf_enc = transformers.AutoModel.from_pretrained(str(minilm.path)).eval()
     hf_tok = transformers.AutoTokenizer.from_pretrained(str(minilm.path))
     words = ("the model reads every weight once per token so decode speed is set by memory bandwidth "

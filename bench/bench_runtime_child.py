@@ -49,9 +49,9 @@ def main() -> None:
             out = model.generate(ids, max_new_tokens=args.tokens, do_sample=False)
         text = tok.decode(out[0, ids.shape[1] :])
     else:
-        from llm_magics import runtime
+        from llm_magics import models
 
-        lm = runtime.load("smollm2", dtype="int8" if args.side == "ours-int8" else "float32")
+        lm = models.load("smollm2", dtype="int8" if args.side == "ours-int8" else "float32")
         load_s = time.perf_counter() - started
         text = lm.generate(prompt, max_new_tokens=args.tokens)
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

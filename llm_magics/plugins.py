@@ -37,8 +37,6 @@ DEFAULT_PLUGINS = (
     "llm_magics.qa.parsers.builtin",
     "llm_magics.qa.callbacks.builtin",
     "llm_magics.agents.builtin",
-    "llm_magics.finetune.trackers",
-    "llm_magics.finetune.registry",
 )
 
 ENTRY_POINT_GROUP = "llm_magics"
@@ -61,6 +59,10 @@ pm.add_hookspecs(hookspecs)
 info: dict[str, PluginInfo] = {}
 errors: dict[str, str] = {}  # plugin name -> why it failed
 
+#: Bumped whenever the set of plugins changes; ``registry`` compares it to know when to
+#: collect again (the plugin manager never calls up into the registry).
+generation = 0
+
 _loaded = False
 _lock = threading.RLock()
 
@@ -72,6 +74,7 @@ def load_plugins() -> pluggy.PluginManager:
         if _loaded:
             return pm
         _loaded = True
+        _changed()
         for module_name in DEFAULT_PLUGINS:
             _register_module(module_name, module_name, "builtin")
         for ep in _entry_points():
@@ -128,38 +131,37 @@ def _fail(name: str, source: str, reason: str) -> None:
     info[name] = PluginInfo(name, source, error=reason)
 
 
+def _changed() -> None:
+    global generation
+    generation += 1
+
+
 def register(plugin, name: str | None = None) -> str:
     """Register a plugin object at runtime (tests, notebooks); returns its name."""
-    from . import registry
-
     load_plugins()
     name = name or getattr(plugin, "__name__", None) or f"plugin-{id(plugin)}"
     _register(plugin, name, "registered at runtime")
-    registry.refresh()
+    _changed()
     return name
 
 
 def unregister(name: str) -> None:
     """Remove a plugin registered with ``register``."""
-    from . import registry
-
     plugin = pm.get_plugin(name)
     if plugin is not None:
         pm.unregister(plugin, name=name)
     info.pop(name, None)
     errors.pop(name, None)
-    registry.refresh()
+    _changed()
 
 
 def reset() -> None:
     """Forget every plugin, so the next use loads them again (for tests)."""
     global _loaded
-    from . import registry
-
     with _lock:
         for name, plugin in list(pm.list_name_plugin()):
             pm.unregister(plugin, name=name)
         info.clear()
         errors.clear()
         _loaded = False
-        registry.refresh()
+        _changed()

@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 
 #: kind -> (hook name, how to find help for the user when a name is unknown)
 KINDS: dict[str, tuple[str, str]] = {
+    "model": ("register_models", "Pass a local path (a .gguf file or an HF folder), or install a plugin that registers models (hook register_models)."),
     "loader": ("register_loaders", "Pass --loader NAME, or install a loader plugin."),
     "splitter": ("register_splitters", "Pass --splitter NAME, or install a splitter plugin."),
     "embedder": ("register_embedders", "Pass --embedder NAME, or install an embedder plugin."),
@@ -44,16 +45,18 @@ class Entry:
 
 
 _cache: dict[str, dict[str, Entry]] = {}
+_generation = -1  # the plugins.generation the cache was collected at
 _lock = threading.RLock()
 
 
 def refresh() -> None:
-    """Forget collected entries; the next lookup calls the hooks again."""
+    """Forget collected entries; the next lookup calls the hooks again.
+
+    Registering or unregistering a plugin does this by itself (``plugins.generation``
+    changes); call it when a plugin's hook would now register something else.
+    """
     with _lock:
         _cache.clear()
-    from . import models
-
-    models.refresh()
 
 
 def collect(hook_name: str, make_entry) -> dict[str, Entry]:
@@ -88,7 +91,15 @@ def collect(hook_name: str, make_entry) -> dict[str, Entry]:
     return found
 
 
+def _model_entry(plugin: str, name: str, locate, role=None, aliases=(), description: str = "") -> Entry:
+    """``register(name, locate, role, aliases=(), description="")`` of ``register_models``."""
+    return Entry("model", name, locate, plugin, tuple(aliases), description, {"role": role})
+
+
 def _class_entry(kind: str):
+    if kind == "model":
+        return _model_entry
+
     def make(plugin: str, obj, aliases=(), description: str | None = None) -> Entry:
         name = getattr(obj, "name", None)
         if not name:
@@ -103,7 +114,12 @@ def entries(kind: str) -> dict[str, Entry]:
     """All entries of ``kind``, keyed by name and by alias."""
     if kind not in KINDS:
         raise KeyError(f"unknown registry kind {kind!r}; kinds: {', '.join(KINDS)}")
+    global _generation
     with _lock:
+        plugins.load_plugins()  # (a no-op once loaded) before reading the generation it sets
+        if _generation != plugins.generation:  # a plugin came or went since: collect again
+            _cache.clear()
+            _generation = plugins.generation
         if kind not in _cache:
             _cache[kind] = collect(KINDS[kind][0], _class_entry(kind))
         return _cache[kind]

@@ -43,6 +43,9 @@ class LocalBackend(Backend):
         repetition_penalty: float = Field(
             1.1, ge=1.0, description="Penalty on tokens the reply already used (1 = off); keeps small models out of loops."
         )
+        stop_on_loop: bool = Field(
+            True, description="Stop a reply whose last tokens repeat one block three times (the runtime itself does not)."
+        )
 
     @property
     def runtime_model(self):
@@ -84,6 +87,7 @@ class LocalBackend(Backend):
             stream=True,
             logits_processor=json_constraint(lm, params),
             repetition_penalty=params.repetition_penalty or self.options.repetition_penalty,
+            stop_on_loop=self.options.stop_on_loop,
             capture_attention=self.options.capture_attention,
             capture_layers=self.options.capture_layers,
         )

@@ -64,7 +64,7 @@ class AttnvizMagics(Magics):
             %attnviz my_text --model smollm2 --view neuron --layer 3 --head 1
             %attnviz --last
         """
-        from ..widgets import capture
+        from ..widgets import builders
 
         args = parse_argstring(self.attnviz, line)
         text = " ".join(_unquote(w) for w in args.text).strip()
@@ -74,7 +74,7 @@ class AttnvizMagics(Magics):
             answer = value if _is_answer(value) else last_answer(self.shell)
             layers = [args.layer] if "--layer" in line else None
             heads = [args.head] if args.head is not None else None
-            widget = capture.grounding_widget(answer, layers=layers, heads=heads)
+            widget = builders.grounding_widget(answer, layers=layers, heads=heads)
         else:
             if isinstance(value, str):
                 text = value
@@ -82,7 +82,7 @@ class AttnvizMagics(Magics):
                 raise UsageError(f"{text} is a {type(value).__name__}; %attnviz takes text, a string variable or an Answer.")
             if args.pair is not None and args.pair in self.shell.user_ns and isinstance(self.shell.user_ns[args.pair], str):
                 args.pair = self.shell.user_ns[args.pair]
-            widget = capture.attention_widget(
+            widget = builders.attention_widget(
                 text, args.model, args.pair, view=args.view, layer=args.layer,
                 heads=[args.head] if args.head is not None else None, top_k=args.top_k,
             )  # fmt: skip

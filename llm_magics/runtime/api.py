@@ -1,13 +1,17 @@
-"""What users script: `load(name)` and the two model objects it returns.
+"""What users script: `load(path_or_spec)` and the two model objects it returns.
 
-    >>> from llm_magics import runtime
-    >>> lm = runtime.load("smollm2")                   # a LanguageModel
+The runtime knows files, not names: `load` takes a local path (a .gguf file or an HF-style
+folder) or a resolved spec. Registered names ("smollm2", "minilm") are resolved above it,
+by `llm_magics.models` (`models.load(name)` = `runtime.load(models.resolve(name))`).
+
+    >>> from llm_magics import models, runtime
+    >>> lm = runtime.load(models.resolve("smollm2"))   # a LanguageModel; or models.load("smollm2")
     >>> lm.generate("The capital of France is", max_new_tokens=8)
     >>> for piece in lm.chat("Hi!", stream=True): print(piece, end="")
     >>> logits, cache = lm.run_with_cache("Hello world")
     >>> cache["blocks.3.attn.hook_pattern"].shape      # (heads, T, T)
 
-    >>> enc = runtime.load("minilm")                   # an EmbeddingModel
+    >>> enc = models.load("minilm")                    # an EmbeddingModel
     >>> enc.embed(["a sentence", "another"]).shape     # (2, 384), unit rows
 """
 
@@ -33,16 +37,39 @@ log = logging.getLogger(__name__)
 # ─── loading ──────────────────────────────────────────────────────────────────
 
 
-def _resolve(name_or_path) -> tuple[str, Path, str]:
-    """(name, path, format) through the model registry (names, aliases, local paths)."""
-    from ..models import resolve
+def _locate(path_or_spec) -> tuple[str, Path, str]:
+    """(name, path, format) of a local path, or of a resolved spec (anything with ``.path``)."""
+    if hasattr(path_or_spec, "path"):  # e.g. llm_magics.models.ModelSpec
+        path = Path(path_or_spec.path)
+        name = getattr(path_or_spec, "name", None) or path.name
+        fmt = getattr(path_or_spec, "format", None) or _format_of(path)
+    else:
+        path = Path(path_or_spec).expanduser()
+        name, fmt = path.name, _format_of(path)
+        if not path.exists():
+            raise FileNotFoundError(
+                f"No file or folder {str(path_or_spec)!r}. runtime.load takes a path or a resolved spec; "
+                f"for a registered name use llm_magics.models.load({str(path_or_spec)!r}) "
+                f"or runtime.load(llm_magics.models.resolve({str(path_or_spec)!r}))."
+            )
+    if fmt not in ("gguf", "hf"):
+        raise ValueError(f"{path} is neither a .gguf file nor a folder with config.json (an HF-style checkpoint).")
+    return name, path, fmt
 
-    spec = resolve(name_or_path)
-    return spec.name, Path(spec.path), spec.format
+
+def _format_of(path: Path) -> str | None:
+    if path.is_file() and path.suffix.lower() == ".gguf":
+        return "gguf"
+    if path.is_dir() and (path / "config.json").is_file():
+        return "hf"
+    return None
 
 
-def load(name_or_path, *, dtype: str = "float32", use_cache: bool = True, compile: bool = False):
-    """Load a model by registered name ("smollm2", "minilm") or local path (a .gguf file or HF folder).
+def load(path_or_spec, *, dtype: str = "float32", use_cache: bool = True, compile: bool = False):
+    """Load a model from a local path (a .gguf file or HF folder) or a resolved spec.
+
+    A spec is any object with ``.path`` (and optionally ``.name`` and ``.format``), such as
+    ``llm_magics.models.resolve("smollm2")``; names are resolved there, not here.
 
     dtype: "float32" (default), "bfloat16" or "int8" (weight-only, per-row scales).
     use_cache: reuse (and write) the converted-weights cache for GGUF files.
@@ -52,7 +79,7 @@ def load(name_or_path, *, dtype: str = "float32", use_cache: bool = True, compil
     Returns a LanguageModel (decoders) or an EmbeddingModel (encoders).
     """
     started = time.perf_counter()
-    name, path, fmt = _resolve(name_or_path)
+    name, path, fmt = _locate(path_or_spec)
     if fmt == "gguf":
         config, state_dict, tokenizer = _load_gguf(path, use_cache)
     else:
@@ -136,9 +163,11 @@ class LanguageModel(_RuntimeModel):
     def generate(self, prompt, max_new_tokens: int = 256, temperature: float = 0.0, top_k=None,
                  top_p=None, seed=None, stop=None, stream: bool = False, capture_attention: bool = False,
                  capture_layers=None, stop_token_ids=None, repetition_penalty: float = 1.0,
-                 stop_on_loop: bool = True, logits_processor=None):  # fmt: skip
+                 stop_on_loop: bool = False, logits_processor=None):  # fmt: skip
         """Continue raw text (no chat template) or a list of token ids.
 
+        Faithful by default: greedy, no repetition penalty, no loop guard, so the continuation is
+        the model's own (as transformers' generate gives it). The local backend adds its policy.
         Returns the continuation, or a Generation (an iterator of text pieces, with .text,
         .token_ids, .finish_reason, .timings, .attention) when stream=True.
         stop: stop strings; stop_token_ids: replaces the tokenizer's EOS set ([] = never stop early).

@@ -99,7 +99,7 @@ class GenerationSettings:
     capture_layers: list[int] | None = None  # which layers to record; None = all
     stop_token_ids: set[int] | None = None  # None: the tokenizer's EOS set
     repetition_penalty: float = 1.0  # > 1 discourages tokens the answer already used (1 = off)
-    stop_on_loop: bool = True  # stop when the last tokens repeat one block three times ("repetition")
+    stop_on_loop: bool = False  # stop when the last tokens repeat one block three times ("repetition"); a caller's policy
     logits_processor: object = None  # called per step as (generated ids, logits (V,)) -> logits (V,): a grammar mask (grammar.py)
 
 

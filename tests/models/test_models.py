@@ -71,3 +71,36 @@ def test_plugin_registered_model(tmp_path):
         plugins.unregister("tiny-models")
     with pytest.raises(UsageError):
         models.resolve("tiny")
+
+
+def test_models_are_a_registry_kind_and_plugin_changes_need_no_refresh(tmp_path):
+    from llm_magics import hookimpl, plugins, registry
+
+    assert "smollm2-135m-instruct" in registry.names("model")
+    assert registry.entries("model")["minilm"].extra["role"] == "embedder"
+    weights = tmp_path / "later.gguf"
+    weights.write_bytes(b"GGUF")
+
+    class Later:
+        @hookimpl
+        def register_models(self, register):
+            register("later", weights, "generator")
+
+    generation = plugins.generation
+    plugins.register(Later(), "later-models")  # bumps plugins.generation; registry collects again
+    try:
+        assert plugins.generation > generation
+        assert models.resolve("later").path == weights
+        assert "later" in [m.name for m in models.known()]
+    finally:
+        plugins.unregister("later-models")
+    assert "later" not in registry.names("model")
+
+
+def test_runtime_load_takes_paths_and_specs_not_names():
+    from llm_magics import runtime
+
+    with pytest.raises(FileNotFoundError, match=r"models\.load\('smollm2'\)"):
+        runtime.load("smollm2")
+    spec = models.resolve("minilm")
+    assert models.resolve(spec) is spec  # a resolved spec passes through

@@ -33,9 +33,9 @@ def _threads_and_cache(tmp_path_factory):
 @pytest.fixture(scope="session")
 def smollm():
     """Our SmolLM2, loaded cold (GGUF converted, cache written); .load_seconds says how long."""
-    from llm_magics import runtime
+    from llm_magics import models
 
-    return runtime.load("smollm2")
+    return models.load("smollm2")
 
 
 @pytest.fixture(scope="session")
@@ -56,9 +56,9 @@ def hf_smollm_tokenizer(smollm):
 
 @pytest.fixture(scope="session")
 def minilm():
-    from llm_magics import runtime
+    from llm_magics import models
 
-    return runtime.load("minilm")
+    return models.load("minilm")
 
 
 @pytest.fixture(scope="session")

@@ -133,10 +133,10 @@ def test_repetition_penalty_only_touches_generated_tokens():
 def test_a_looping_continuation_stops_as_repetition(smollm):
     # Counting by ones invites an endless list; the loop guard ends a verbatim cycle early.
     prompt = "la la la la la la la la la la la la la la la la"
-    gen = smollm.generate(prompt, max_new_tokens=120, stream=True)
+    gen = smollm.generate(prompt, max_new_tokens=120, stream=True, stop_on_loop=True)
     gen.read()
     assert gen.finish_reason in ("repetition", "stop")
     assert len(gen.token_ids) < 120
-    free = smollm.generate(prompt, max_new_tokens=40, stream=True, stop_on_loop=False)
+    free = smollm.generate(prompt, max_new_tokens=40, stream=True)  # faithful by default: no guard
     free.read()
     assert free.finish_reason == "length" and len(free.token_ids) == 40

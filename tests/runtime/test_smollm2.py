@@ -44,6 +44,20 @@ def test_greedy_32_tokens_match_transformers(smollm, hf_smollm, prompt):
     assert generation.text == smollm.decode(ref)
 
 
+def test_raw_greedy_continuation_is_faithful_by_default(smollm, hf_smollm):
+    # Whitespace runs and tabs once tripped the loop guard after 8 tokens; the runtime has no
+    # guard or penalty unless asked, so its continuation is the model's own.
+    prompt = "    indented   text\twith\ttabs and  double  spaces ->"
+    ids = smollm.encode(prompt)
+    with torch.no_grad():
+        ref = hf_smollm.generate(torch.tensor([ids]), max_new_tokens=24, do_sample=False)[0, len(ids) :].tolist()
+    ref = ref[: ref.index(2)] if 2 in ref else ref
+    assert len(ref) >= 20
+    generation = smollm.generate(prompt, max_new_tokens=24, stream=True)
+    generation.read()
+    assert generation.token_ids == ref and generation.finish_reason in ("length", "stop")
+
+
 def test_attention_patterns_match_transformers_eager(smollm, hf_smollm):
     ids = smollm.encode(PROMPTS[1])
     with torch.no_grad():
@@ -89,12 +103,12 @@ def test_kv_cache_decoding_equals_a_full_forward(smollm):
 
 
 def test_second_load_reads_the_cache_and_is_fast(smollm):
-    from llm_magics import runtime
+    from llm_magics import models, runtime
     from llm_magics.runtime import weights
 
     assert (weights.cache_dir_for(smollm.path) / "model.safetensors").exists()
     started = time.perf_counter()
-    again = runtime.load("smollm2")
+    again = models.load("smollm2")
     cached_seconds = time.perf_counter() - started
     assert cached_seconds < smollm.load_seconds
     assert cached_seconds < 6.0  # transformers' own GGUF load takes ~13 s here
@@ -106,9 +120,9 @@ def test_second_load_reads_the_cache_and_is_fast(smollm):
 
 @pytest.mark.parametrize("dtype", ["bfloat16", "int8"])
 def test_faster_weight_formats_stay_close(smollm, dtype):
-    from llm_magics import runtime
+    from llm_magics import models
 
-    other = runtime.load("smollm2", dtype=dtype)
+    other = models.load("smollm2", dtype=dtype)
     ids = smollm.encode(PROMPTS[1])
     ref, got = smollm.logits(ids), other.logits(ids)
     cos = torch.nn.functional.cosine_similarity(ref, got, dim=-1)

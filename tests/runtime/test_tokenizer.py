@@ -29,9 +29,9 @@ def test_digits_are_split_one_by_one_like_llama_cpp_smollm():
     transformers' GGUF loader does not (it uses GPT-2's regex for this pre-tokenizer), so digits
     are checked here against the rule itself rather than against transformers.
     """
-    from llm_magics import runtime
+    from llm_magics import models
 
-    lm = runtime.load("smollm2")
+    lm = models.load("smollm2")
     assert lm.tokenize("2024 is 12345") == ["2", "0", "2", "4", " is", " ", "1", "2", "3", "4", "5"]
 
 

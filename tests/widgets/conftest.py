@@ -41,10 +41,10 @@ def harness(browser):
 
 @pytest.fixture(scope="session")
 def smollm2():
-    """The real SmolLM2-135M-Instruct through the runtime, loaded once (the widgets' model cache)."""
-    from llm_magics.widgets import capture
+    """The real SmolLM2-135M-Instruct through the runtime, loaded once (the shared loaded-model cache)."""
+    from llm_magics.widgets import builders
 
-    return capture.load_model("smollm2")
+    return builders.load_model("smollm2")
 
 
 @pytest.fixture(scope="session")

@@ -49,3 +49,30 @@ def test_only_the_newest_answer_keeps_its_attention(asked):
     asked.run_cell("%%ask --index idx --k 2 --max-tokens 8 -o second\nHow many nodes does Heron have?").raise_error()
     assert "attention" not in first.extras
     assert asked.user_ns["second"].extras.get("attention") is not None
+
+
+def test_ask_then_attnviz_share_one_loaded_smollm2(tmp_path, monkeypatch):
+    """%%ask, %attnviz --last and %attnviz --model smollm2 use the one loaded-model cache."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from llm_magics import config, models
+    from llm_magics.models import cache
+
+    key = (str(models.resolve("smollm2").path), "float32")
+    cache.unload("smollm2")
+    before = cache.loads[key]
+    monkeypatch.chdir(tmp_path)
+    shell = InteractiveShell.instance()
+    shell.run_cell("%load_ext llm_magics").raise_error()
+    try:
+        shell.run_cell(f"%ingest {DATA} --recursive --store memory --collection attnviz-once -o idx").raise_error()
+        shell.run_cell("%%ask --index idx --k 2 --max-tokens 8 -o answer\nWho gives the laser safety training?").raise_error()
+        shell.run_cell("%attnviz --last -o g").raise_error()
+        shell.run_cell('%attnviz "The cat sat on the mat" --model smollm2 -o w').raise_error()
+        assert cache.loads[key] == before + 1, "SmolLM2 was loaded more than once"
+        assert cache.loaded().count(key) == 1
+        shell.run_cell("%llm unload smollm2").raise_error()
+        assert key not in cache.loaded()
+    finally:
+        shell.run_cell("%unload_ext llm_magics")
+        config.use(None)

@@ -1,14 +1,14 @@
-"""From text to the widgets: run a runtime model with capture and collect what the views show.
+"""Building the widgets from a model: run text through the runtime with capture, or read an answer's.
 
 ``attention_widget(text, model="minilm")`` runs one forward pass through the runtime's
 explicit path and builds an ``AttentionWidget``; ``grounding_widget(answer)`` turns the
-attention an answer's generation recorded into a ``GroundingWidget``. Loaded models are
-kept for the session, since loading takes seconds.
+attention an answer's generation recorded into a ``GroundingWidget``. Models come from
+the one loaded-model cache (``llm_magics.models.cache``) that the local backend and the
+embedder use too, so ``%attnviz`` after ``%%ask`` does not load SmolLM2 again.
 """
 
 from __future__ import annotations
 
-import threading
 from typing import Any, Sequence
 
 import numpy as np
@@ -16,18 +16,11 @@ import numpy as np
 from ..errors import UsageError
 from . import grounding as grounding_mod
 
-_models: dict[str, Any] = {}
-_lock = threading.Lock()
-
-
 def load_model(name: str):
-    """A runtime model by name or path, loaded once per session."""
-    from .. import runtime  # imports torch
+    """A runtime model by name or path, from the shared loaded-model cache (float32)."""
+    from ..models.cache import load_runtime_model  # imports torch on the first load
 
-    with _lock:
-        if name not in _models:
-            _models[name] = runtime.load(name)
-        return _models[name]
+    return load_runtime_model(name, "float32")
 
 
 def capture(text: str, model: str = "minilm", pair: str | None = None) -> dict:
