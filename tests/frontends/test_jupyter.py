@@ -168,7 +168,7 @@ def test_hovers_and_clicks(fe):
 def test_a_layer_is_fetched_from_the_kernel(fe):
     neuron = fe.attn("neuron")
     neuron.locator(".llmm-layer").select_option("4")
-    fe.page.wait_for_function("(e) => (e.dataset.rendered || '').startsWith('neuron:4')", arg=neuron.element_handle(), timeout=30000)
+    fe.page.wait_for_function("(e) => (e.dataset.rendered || '').startsWith('neuron:4')", arg=neuron.element_handle(), timeout=90000)
     assert neuron.get_attribute("data-error") is None
     diff = float(neuron.locator(".llmm-neuron-canvas").get_attribute("data-max-diff"))
     assert diff < 0.02  # q and k of layer 4 came from the kernel and reproduce its attention
@@ -186,7 +186,7 @@ def test_dark_theme_reads_well(fe, record_property):
     page = fe.page
     fe.command("apputils:change-theme", {"theme": "JupyterLab Dark"})
     page.wait_for_selector('body[data-jp-theme-light="false"]', state="attached", timeout=20000)
-    page.wait_for_function("[...document.querySelectorAll('.llmm-attn')].every(e => e.dataset.theme === 'dark')", timeout=20000)
+    page.wait_for_function("[...document.querySelectorAll('.llmm-attn')].every(e => e.dataset.theme === 'dark')", timeout=60000)
     ratios = {}
     for name, locator in _text_elements(fe):
         ratios[name] = round(pixel_contrast(locator.screenshot()), 2)
@@ -215,4 +215,17 @@ def test_dark_theme_reads_well(fe, record_property):
 
 
 def test_no_console_errors_from_our_code(fe):
+    print(f"\n{fe.name} console errors (all): {fe.console.errors}")
     assert fe.console.ours() == [], fe.console.ours()
+
+
+def test_a_stopped_kernel_is_named(fe):
+    """After the kernel stops, asking for a layer says that the kernel does not answer, not that a layer is missing."""
+    neuron = fe.attn("neuron")
+    fe.page.evaluate("window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.shutdown()")
+    neuron.locator(".llmm-layer").select_option("2")
+    error = neuron.locator(".llmm-error")
+    error.wait_for(timeout=30000)
+    text = error.inner_text()
+    assert "kernel" in text and "not connected" in text and "layer 2" in text, text
+    shot(neuron, f"{fe.name}-stopped-kernel")
