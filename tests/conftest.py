@@ -16,14 +16,13 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 @pytest.fixture(autouse=True)
 def fresh_state():
     """Each test starts from default settings, no conversation memory and no last answer."""
-    from llm_magics.qa import pipeline as answers, memory
     from llm_magics import config
+    from llm_magics.qa import session
 
     config.use(None)
     yield
     config.use(None)
-    memory.reset()
-    answers._last = None
+    session.current().reset()
     from IPython.core.interactiveshell import InteractiveShell
 
     if InteractiveShell.initialized():  # tests share IPython's one shell: leave it clean

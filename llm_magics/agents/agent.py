@@ -209,9 +209,9 @@ class Agent:
     def _memory(self):
         if not self.memory:
             return None
-        from ..qa import memory
+        from ..qa import session
 
-        return memory.get(f"agent:{self.session or 'default'}")
+        return session.current().memory(f"agent:{self.session or 'default'}")
 
     @staticmethod
     def _emit(manager, event: str, **kwargs) -> None:

@@ -23,10 +23,10 @@ def _is_answer(obj) -> bool:
 
 
 def last_answer(shell):
-    """The most recent ``Answer``: the ask module's record if it keeps one, else the newest in Out/_."""
-    from ..qa import pipeline as answers
+    """The most recent ``Answer``: the ask session's record if it keeps one, else the newest in Out/_."""
+    from ..qa import session
 
-    found = answers.last_answer()
+    found = session.current().last
     if _is_answer(found):
         return found
     ns = shell.user_ns

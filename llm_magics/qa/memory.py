@@ -6,13 +6,13 @@ Three kinds, chosen by ``LLMMagics.memory``:
 - ``window``: the last ``k`` turns;
 - ``summary``: a running summary, written by the model, plus the newest turns.
 
-Memory is kept per named session (``--session NAME``), otherwise per collection. A turn is
-saved only after an answer succeeded, so a failed call leaves memory as it was.
+Memory is kept per named session (``--session NAME``), otherwise per collection, by the
+``Session`` in ``session.py``. A turn is saved only after an answer succeeded, so a failed
+call leaves memory as it was.
 """
 
 from __future__ import annotations
 
-import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -148,18 +148,6 @@ class SummaryMemory(Memory):
 
 KINDS: dict[str, type[Memory]] = {"buffer": BufferMemory, "window": WindowMemory, "summary": SummaryMemory}
 
-_sessions: dict[str, Memory] = {}
-_lock = threading.Lock()
-
-
-def session_key(session: str | None = None, collection: str | None = None) -> str:
-    """``session:NAME`` for a named session, else ``collection:NAME``."""
-    if session:
-        return f"session:{session}"
-    from .. import config
-
-    return f"collection:{collection or config.settings().collection}"
-
 
 def make(kind: str | None = None) -> Memory | None:
     """A new memory of ``kind`` (default ``LLMMagics.memory``); None for ``none``."""
@@ -177,36 +165,3 @@ def make(kind: str | None = None) -> Memory | None:
     if kind == "summary":
         return SummaryMemory(budget)
     raise UsageError(f"No memory kind {kind!r}. Known: buffer, window, summary, none. Set %config LLMMagics.memory = 'buffer'.")
-
-
-def get(key: str, kind: str | None = None) -> Memory | None:
-    """The memory of session ``key`` (see ``session_key``), created on first use."""
-    with _lock:
-        memory = _sessions.get(key)
-        wanted = make(kind)
-        if wanted is None:
-            return None
-        if memory is None or type(memory) is not type(wanted):
-            if memory is not None:  # the kind was changed: carry the turns over
-                wanted.turns = list(memory.turns)
-            _sessions[key] = memory = wanted
-        return memory
-
-
-def reset(key: str | None = None) -> int:
-    """Forget one session (or all, with no key); returns how many sessions were cleared."""
-    with _lock:
-        if key is None:
-            n = len(_sessions)
-            for m in _sessions.values():
-                m.reset()
-            _sessions.clear()
-            return n
-        memory = _sessions.pop(key, None)
-        if memory is not None:
-            memory.reset()
-        return int(memory is not None)
-
-
-def sessions() -> dict[str, Memory]:
-    return dict(_sessions)

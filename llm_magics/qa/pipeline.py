@@ -13,15 +13,16 @@ over this function; a script calls it directly::
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from ..backends.base import Backend, GenerationParams
 from ..errors import UsageError
 from ..ingest.documents import Hit
-from . import memory as memory_mod
 from . import support
 from .answer import Answer, AskInterrupted, Comparison, Source
-from .chain_types import LLM, ChainResult, get_chain_type, prompts
+from .chain_types import LLM, ChainResult, ChainType, get_chain_type, prompts
+from .session import Session, current
 
 #: Small models tend to go on with an invented next question; stop there.
 STOP = ("\nQuestion:",)
@@ -61,8 +62,22 @@ def retrieve(question: str, index=None, *, collection: str | None = None, k: int
     return hits
 
 
-def _collection_of(index, collection):
-    return collection or getattr(index, "collection", None) or getattr(index, "name", None)
+@dataclass
+class Run:
+    """One ``ask`` call in progress: what it was asked with, and the Answer it is making."""
+
+    question: str
+    index: Any  # an Index, or anything with .search(query, k); None: open ``collection``
+    collection: str | None
+    k: int | None
+    chain: ChainType | None  # None: --no-retrieval, the model alone
+    llm: LLM
+    manager: Any  # the CallbackManager
+    settings: Any  # the LLMMagics settings in force
+    answer: Answer
+    history: list  # the conversation's earlier messages
+    instructions: str  # the output parser's format instructions
+    start: float  # time.perf_counter() at the start
 
 
 def ask(
@@ -117,17 +132,16 @@ def ask(
         raise UsageError(f"--max-tokens must be at least 1, got {params.max_tokens}.")
     manager = callbacks if isinstance(callbacks, CallbackManager) else CallbackManager.for_run(callbacks)
     llm = LLM(backend, params, manager, stream_to)
-    collection = _collection_of(index, collection)
-    mem = memory_mod.get(memory_mod.session_key(session, collection)) if memory is DEFAULT else memory
-    history = mem.messages(llm) if mem is not None else []
-    instructions = parser.instructions()
-
+    collection = collection or getattr(index, "collection", None) or getattr(index, "name", None)
+    mem = current().memory(Session.key(session, collection)) if memory is DEFAULT else memory
     answer = Answer(question=question, answer="", chain_type=chain.name if chain else None, model=backend.model_id, extras={"format": parser.name})
+    run = Run(question, index, collection, k, chain, llm, manager, s, answer,
+              history=mem.messages(llm) if mem is not None else [], instructions=parser.instructions(), start=start)  # fmt: skip
     manager.on_chain_start(name=f"ask:{answer.chain_type or 'llm'}", inputs={"question": question, "collection": collection, "k": k})
     try:
-        result = _answer(question, index, collection, k, chain, llm, history, instructions, hits, manager, s, answer)
+        result = _answer(run, hits)
         if result is None:  # nothing relevant: said so without a model call
-            return _finish(answer, llm, manager, start)
+            return _finish(run)
         answer.raw = result.answer
         answer.answer = result.answer.strip()
         answer.sources = [Source.from_hit(i, h) for i, h in enumerate(result.used, 1)]
@@ -143,13 +157,15 @@ def ask(
         answer.interrupted = True
         answer.answer = answer.raw = llm.final_text or llm.partial
         answer.sources = answer.sources or []
-        raise AskInterrupted(_finish(answer, llm, manager, start)) from None
+        raise AskInterrupted(_finish(run)) from None
     if mem is not None:
         mem.save(question, answer.answer, llm)
-    return _finish(answer, llm, manager, start)
+    return _finish(run)
 
 
-def _answer(question, index, collection, k, chain, llm, history, instructions, hits, manager, s, answer) -> ChainResult | None:
+def _answer(run: Run, hits: list[Hit] | None) -> ChainResult | None:
+    question, chain, llm, history, instructions, answer = run.question, run.chain, run.llm, run.history, run.instructions, run.answer
+    index, collection, k, manager = run.index, run.collection, run.k, run.manager
     if chain is None:  # --no-retrieval: the model alone, with the conversation
         user = question + (f"\n{instructions}" if instructions else "")
         return ChainResult(llm.generate(user, step="llm", history=history, final=True), [])
@@ -162,14 +178,14 @@ def _answer(question, index, collection, k, chain, llm, history, instructions, h
             if _best(expanded) > _best(hits) + FOLLOW_UP_MARGIN:
                 hits = expanded
                 answer.extras["retrieval_query"] = query
-    relevant = _relevant(hits, s)
+    relevant = _relevant(hits, run.settings)
     if not relevant:
         best = max((h.score for h in hits), default=None)
         answer.grounded = False
         answer.answer = "I could not find anything about this in the documents, so I will not guess an answer."
         answer.note = (
             f"No chunk of collection {collection!r} is similar enough to the question "
-            + (f"(best score {best:.2f} < threshold {s.score_threshold:.2f}). " if best is not None else "(the collection returned nothing). ")
+            + (f"(best score {best:.2f} < threshold {run.settings.score_threshold:.2f}). " if best is not None else "(the collection returned nothing). ")
             + "Ingest more documents with %ingest, rephrase, or lower %config LLMMagics.score_threshold."
         )
         answer.extras["below_threshold"] = [Source.from_hit(i, h) for i, h in enumerate(hits, 1)]
@@ -217,21 +233,9 @@ def _parse(answer: Answer, parser, result: ChainResult, llm: LLM, OutputParserEr
         src.cited = True
 
 
-_last: Answer | None = None
-
-
-def last_answer() -> Answer | None:
-    """The most recent Answer of this session (``%attnviz --last`` reads it)."""
-    return _last
-
-
-def _finish(answer: Answer, llm: LLM, manager, start: float) -> Answer:
-    global _last
-    if _last is not None and _last is not answer:
-        # Captured attention is large (layers × heads × answer tokens × prompt tokens):
-        # only the newest answer keeps it, which is the one %attnviz --last shows.
-        _last.extras.pop("attention", None)
-    _last = answer
+def _finish(run: Run) -> Answer:
+    answer, llm, manager, start = run.answer, run.llm, run.manager, run.start
+    current().remember(answer)  # the newest answer; %attnviz --last shows it
     if llm.final_capture is not None:
         answer.extras.update(llm.final_capture)
     answer.prompts = llm.prompts

@@ -14,7 +14,7 @@ from typing import ClassVar
 import pytest
 
 from llm_magics import config, plugins
-from llm_magics.qa import memory
+from llm_magics.qa import session
 from llm_magics.backends.base import Backend
 from llm_magics.ingest.documents import Hit
 from llm_magics.hookspecs import hookimpl
@@ -81,9 +81,9 @@ def fresh_state(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     s = config.LLMMagics()
     config.use(s)
-    memory.reset()
+    session.current().reset()
     yield s
-    memory.reset()
+    session.current().reset()
 
 
 class ListIndex:

@@ -8,8 +8,9 @@ import pytest
 from pydantic import BaseModel
 
 from llm_magics import ask
-from llm_magics.qa import memory
+from llm_magics.qa import memory, session
 from llm_magics.qa.answer import Answer, AskInterrupted
+from llm_magics.qa.session import Session
 from llm_magics.qa.chain_types import GenerationError
 from llm_magics.errors import UsageError
 
@@ -31,9 +32,7 @@ def test_answer_carries_sources_prompts_usage_timings(scripted, index):
     md = a._repr_markdown_()
     assert md.startswith("Rome is the capital of Italy. [1]") and "`italy.pdf, p. 2, chars 120+`" in md
     assert "<code>italy.pdf, p. 2, chars 120+</code>" in a._repr_html_()
-    from llm_magics.qa.pipeline import last_answer
-
-    assert last_answer() is a
+    assert session.current().last is a
 
 
 def test_nothing_relevant_says_so_without_calling_the_model(scripted, index):
@@ -80,7 +79,7 @@ def test_memory_follow_up_sees_the_previous_turn(scripted, index):
     assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]
     assert messages[2]["content"] == "Paris is the capital of France."
     assert a.sources[0].source == "france.txt"
-    assert len(memory.get(memory.session_key(None, "docs"))) == 2
+    assert len(session.current().memory(Session.key(None, "docs"))) == 2
 
 
 def test_follow_up_retrieval_uses_the_last_question(scripted, index):
@@ -98,9 +97,9 @@ def test_memory_is_per_session_and_reset(scripted, index):
     ask("What is the capital of France?", index=index, model="scripted", session="a")
     ask("What is the capital of Germany?", index=index, model="scripted", session="b")
     assert [m["role"] for m in scripted.calls[1]["messages"]] == ["system", "user"]
-    assert memory.reset(memory.session_key("a")) == 1
-    assert len(memory.get(memory.session_key("a"))) == 0
-    assert len(memory.get(memory.session_key("b"))) == 1
+    assert session.current().forget(session="a") == 1
+    assert len(session.current().memory(Session.key("a"))) == 0
+    assert len(session.current().memory(Session.key("b"))) == 1
 
 
 def test_no_history_neither_reads_nor_writes(scripted, index):
@@ -116,7 +115,7 @@ def test_backend_error_is_one_line_and_memory_is_untouched(scripted, index):
     with pytest.raises(GenerationError) as e:
         ask("What is the capital of Germany?", index=index, model="scripted")
     assert str(e.value) == "Model scripted:scripted-1 failed in step 'stuff': ConnectionError: server went away"
-    assert len(memory.get(memory.session_key(None, "docs"))) == 1
+    assert len(session.current().memory(Session.key(None, "docs"))) == 1
 
 
 def test_interrupt_keeps_what_was_produced_and_skips_memory(scripted, index):
@@ -130,7 +129,7 @@ def test_interrupt_keeps_what_was_produced_and_skips_memory(scripted, index):
     assert a.interrupted and a.answer == "Paris is the " == "".join(seen)
     assert a.usage.finish_reason == "interrupted"
     assert "Interrupted" in a._repr_markdown_()
-    assert len(memory.get(memory.session_key(None, "docs"))) == 0
+    assert len(session.current().memory(Session.key(None, "docs"))) == 0
 
 
 def test_stream_to_receives_only_the_final_answer(scripted, index):
@@ -289,12 +288,12 @@ def test_window_and_summary_memory(scripted):
 
 def test_memory_kind_follows_settings(fresh_state):
     fresh_state.memory = "window"
-    assert isinstance(memory.get("session:x"), memory.WindowMemory)
+    assert isinstance(session.current().memory("session:x"), memory.WindowMemory)
     fresh_state.memory = "none"
-    assert memory.get("session:y") is None
+    assert session.current().memory("session:y") is None
     fresh_state.memory = "nonsense"
     with pytest.raises(UsageError, match="buffer, window, summary, none"):
-        memory.get("session:z")
+        session.current().memory("session:z")
 
 
 def test_json_parser_skips_an_echoed_example_and_shows_an_example_to_the_model():
@@ -310,3 +309,13 @@ def test_small_model_stop_sequence_is_passed(scripted, index):
     scripted.enqueue("Paris is the capital of France.")
     ask("What is the capital of France?", index=index, model="scripted")
     assert "\nQuestion:" in scripted.calls[0]["params"].stop
+
+
+def test_session_reset_forgets_memories_and_the_last_answer(scripted, index):
+    scripted.enqueue("Paris is the capital of France.")
+    a = ask("What is the capital of France?", index=index, model="scripted")
+    current = session.current()
+    assert current.last is a and len(current.memory(Session.key(None, "docs"))) == 1
+    assert Session.key(index=index) == "collection:docs" and Session.key("s", "docs") == "session:s"
+    assert current.reset() == 1
+    assert current.last is None and current.memories() == {}
