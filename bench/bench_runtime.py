@@ -2,6 +2,9 @@
 
     python bench/bench_runtime.py            # the full table (~10 min on 2 cores)
     python bench/bench_runtime.py --quick    # a smoke run (CI): tiny sizes, 1 repeat
+    python bench/bench_runtime.py --fast     # only the fastest path (q4) against llama.cpp and
+                                             # transformers: decode at 1 and 2 threads, time to first
+                                             # token with a 1,000-token prompt, prefill 512
 
 Follows ../shared/BENCH.md: both sides use the same weights (transformers loads the
 same GGUF and dequantizes it to the same float32 numbers), the same inputs, 2 threads;
@@ -113,9 +116,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", default=str(HERE / "results_runtime.md"))
     parser.add_argument("--compile", action="store_true", help="only measure torch.compile on decode (compile time, tok/s vs eager)")
+    parser.add_argument("--fast", action="store_true", help="only the q4 path against llama.cpp and transformers")
     args = parser.parse_args()
     if args.compile:
         return measure_compile(args.repeats)
+    if args.fast:
+        from bench_fast import measure_fast
+
+        return measure_fast(args.repeats, quick=args.quick, out=Path(args.out))
     quick = args.quick
     repeats = 1 if quick else args.repeats
     new_tokens = 8 if quick else 64

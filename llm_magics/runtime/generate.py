@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .capture import GenerationRecorder
+from .threads import ThreadGovernor
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +102,7 @@ class GenerationSettings:
     repetition_penalty: float = 1.0  # > 1 discourages tokens the answer already used (1 = off)
     stop_on_loop: bool = False  # stop when the last tokens repeat one block three times ("repetition"); a caller's policy
     logits_processor: object = None  # called per step as (generated ids, logits (V,)) -> logits (V,): a grammar mask (grammar.py)
+    threads: int | str | None = "auto"  # "auto": the free cores, re-checked while decoding (threads.py); an int: fixed; None: torch's setting
 
 
 class Generation:
@@ -159,7 +161,19 @@ class Generation:
 
         # No autograd bookkeeping in the forward passes. (Not a `with` block around the loop:
         # that would leave inference mode switched on in the caller's code at every yield.)
-        forward = torch.inference_mode()(model)
+        run = torch.inference_mode()(model)
+        governor = ThreadGovernor(s.threads) if s.threads is not None else None
+
+        def forward(*args, **kwargs):
+            """One forward pass on the threads the governor allows now (restored afterwards)."""
+            if governor is None:
+                return run(*args, **kwargs)
+            before = torch.get_num_threads()
+            torch.set_num_threads(governor.threads())
+            try:
+                return run(*args, **kwargs)
+            finally:
+                torch.set_num_threads(before)
 
         t0 = time.perf_counter()
         logits = forward(torch.tensor([self.prompt_ids]), kv_cache=cache, capture=recorder, last_only=True)[0, -1]  # (V,)
@@ -190,6 +204,8 @@ class Generation:
         decode_s = time.perf_counter() - t1
         self.timings["decode_s"] = decode_s
         self.timings["decode_tokens_per_s"] = len(self.token_ids) / decode_s if decode_s > 0 else 0.0
+        if governor is not None:
+            self.timings["threads"] = list(governor.history)  # each thread count it chose, in order
 
     # ── text ──
 

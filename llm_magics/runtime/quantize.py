@@ -12,9 +12,17 @@ its speed is set by how fast the weights stream from memory. Measured on the
 * bfloat16: half the bytes (the whole model runs in bf16, as transformers' bf16 does).
 * int8 weight-only, one scale per output row, through `torch._weight_int8pack_mm`
   (bf16 activations): a quarter of the bytes.
+* q4: llama.cpp's own block formats, run by a small C kernel (kernels/blockq.c):
+  4-bit codes with a float32 scale and minimum per 32 weights (Q4_1), or 8-bit
+  codes with a scale (Q8_0) for a matrix that 4 bits cannot hold exactly. A GGUF's
+  Q4_1/Q4_K and Q8_0 tensors fit these exactly, so the weights are the float32
+  path's weights; activations stay float32, so greedy decoding follows the
+  float32 path (tests/runtime/test_fast_decode.py measures how closely).
+  About a fifth of the float32 bytes. Prefills (several rows) dequantize each
+  matrix and run one float32 matmul.
 
 `prepare(model, dtype)` rewrites a Decoder or Encoder in place for one of
-"float32", "bfloat16" or "int8". The model's own code is unchanged: these
+"float32", "bfloat16", "int8" or "q4". The model's own code is unchanged: these
 modules compute what nn.Linear computes, from a different storage or schedule.
 """
 
@@ -24,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-DTYPES = ("float32", "bfloat16", "int8")
+DTYPES = ("float32", "bfloat16", "int8", "q4")
 
 
 class SplitLinear(nn.Linear):
@@ -82,6 +90,59 @@ class Int8Linear(nn.Module):
         return y + self.bias if self.bias is not None else y
 
 
+class BlockQuantLinear(nn.Module):
+    """nn.Linear on block-quantized weights: q4 where that is exact, q8 otherwise (see kernels/).
+
+    One to `MAX_KERNEL_ROWS` rows (decoding) go through the C kernel, which reads the codes
+    directly; more rows (a prefill) dequantize W to float32 and run one matmul.
+    """
+
+    MAX_KERNEL_ROWS = 4
+
+    def __init__(self, linear: nn.Linear):
+        super().__init__()
+        from . import kernels
+
+        self.in_features, self.out_features = linear.in_features, linear.out_features
+        w = linear.weight.detach().float()  # (out, in)
+        codes, scales, mins = kernels.pack_q4(w)
+        rebuilt = kernels.q4_dequantize(codes, scales, mins, torch.get_num_threads())
+        self.kind = "q4" if (rebuilt - w).abs().max() <= 1e-5 * w.abs().max() else "q8"
+        if self.kind == "q8":
+            codes, scales = kernels.pack_q8(w)
+            mins = torch.empty(0)
+        self.register_buffer("codes", codes)
+        self.register_buffer("scales", scales)
+        self.register_buffer("mins", mins)
+        self.bias = linear.bias
+
+    @classmethod
+    def fits(cls, linear: nn.Linear) -> bool:
+        return linear.in_features % 32 == 0
+
+    def dequantize(self, threads: int) -> torch.Tensor:
+        from . import kernels
+
+        if self.kind == "q4":
+            return kernels.q4_dequantize(self.codes, self.scales, self.mins, threads)
+        return kernels.q8_dequantize(self.codes, self.scales, threads)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        from . import kernels
+
+        lead = x.shape[:-1]
+        x2 = x.reshape(-1, self.in_features).float().contiguous()  # (M, in)
+        threads = torch.get_num_threads()
+        if x2.shape[0] > self.MAX_KERNEL_ROWS:
+            y = F.linear(x2, self.dequantize(threads))
+        elif self.kind == "q4":
+            y = kernels.q4_matmul(x2, self.codes, self.scales, self.mins, threads)
+        else:
+            y = kernels.q8_matmul(x2, self.codes, self.scales, threads)
+        y = y.view(*lead, self.out_features).to(x.dtype)
+        return y + self.bias if self.bias is not None else y
+
+
 def _replace_linears(module: nn.Module, make) -> None:
     for name, child in module.named_children():
         if isinstance(child, nn.Linear):
@@ -106,4 +167,10 @@ def prepare(model: nn.Module, dtype: str = "float32") -> nn.Module:
             rotary.cos, rotary.sin = rotary.cos.float(), rotary.sin.float()
     elif dtype == "int8":
         _replace_linears(model, Int8Linear)
+    elif dtype == "q4":
+        from . import kernels
+
+        if not kernels.available():  # no C compiler: the closest torch path
+            return prepare(model, "int8")
+        _replace_linears(model, lambda linear: BlockQuantLinear(linear) if BlockQuantLinear.fits(linear) else None)
     return model

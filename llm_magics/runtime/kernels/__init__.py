@@ -1,0 +1,159 @@
+"""Block-quantized matrix products in C (blockq.c), for decoding a token fast on a CPU.
+
+blockq.c is compiled on first use with the system C compiler (about a second) into
+$LLM_MAGICS_CACHE/kernels/, keyed by the source, the compiler and the machine's
+CPU flags, and loaded with ctypes: no torch headers, no build step at install time.
+Where no compiler is found, `available()` is False and callers use torch's own ops.
+
+The shared library is linked against the OpenMP runtime torch has already loaded
+(same soname, so one thread pool in the process), and every call says how many
+threads to use, so the thread policy (threads.py) governs these products too.
+
+Layouts (see blockq.c), for a weight W (N, K) with K a multiple of 32:
+    q4: codes uint8 (N, K/2), scales float32 (N, K/32), mins float32 (N, K/32)
+    q8: codes int8 (N, K),    scales float32 (N, K/32)
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import logging
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import torch
+
+log = logging.getLogger(__name__)
+
+SOURCE = Path(__file__).with_name("blockq.c")
+BLOCK = 32
+_lib = None
+_failed: str | None = None
+
+
+def _cache_dir() -> Path:
+    root = os.environ.get("LLM_MAGICS_CACHE") or Path.home() / ".cache" / "llm_magics"
+    return Path(root) / "kernels"
+
+
+def _cpu_flags() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return line
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def _build() -> Path:
+    compiler = os.environ.get("CC") or shutil.which("gcc") or shutil.which("cc")
+    if compiler is None:
+        raise RuntimeError("no C compiler (gcc or cc) on PATH")
+    flags = ["-O3", "-march=native", "-fopenmp", "-shared", "-fPIC"]
+    key = hashlib.sha256(SOURCE.read_bytes() + " ".join([compiler, *flags, _cpu_flags()]).encode()).hexdigest()[:16]
+    target = _cache_dir() / f"blockq-{key}.so"
+    if target.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:  # build aside, then rename: atomic
+        built = Path(tmp) / target.name
+        result = subprocess.run([compiler, *flags, "-o", str(built), str(SOURCE)], capture_output=True, text=True)
+        if result.returncode != 0:
+            raise RuntimeError(f"{compiler} failed: {result.stderr.strip()[:500]}")
+        os.replace(built, target)
+    return target
+
+
+def _load():
+    global _lib, _failed
+    if _lib is not None or _failed is not None:
+        return _lib
+    try:
+        lib = ctypes.CDLL(str(_build()))
+    except (OSError, RuntimeError) as err:
+        _failed = str(err)
+        log.warning("Block-quantized kernels unavailable (%s); using torch's int8 path instead.", err)
+        return None
+    P, I = ctypes.c_void_p, ctypes.c_int
+    lib.q4_matmul.argtypes = [P, P, P, P, P, P, I, I, I, I]
+    lib.q8_matmul.argtypes = [P, P, P, P, I, I, I, I]
+    lib.q4_dequantize.argtypes = [P, P, P, P, I, I, I]
+    lib.q8_dequantize.argtypes = [P, P, P, I, I, I]
+    for fn in (lib.q4_matmul, lib.q8_matmul, lib.q4_dequantize, lib.q8_dequantize):
+        fn.restype = None
+    _lib = lib
+    return lib
+
+
+def available() -> bool:
+    """True when blockq.c compiled and loaded here."""
+    return _load() is not None
+
+
+# ─── packing: float32 weights -> codes and scales ──────────────────────────────
+
+
+def pack_q4(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """W (N, K) -> (codes (N, K/2) uint8, scales (N, K/32), mins (N, K/32)): w ≈ scale * q + min, q in 0..15.
+
+    Exact (to float32 rounding) for weights that came from a Q4_0/Q4_1/Q4_K GGUF block: their
+    smallest and largest weights are codes 0 and 15 of a 32-weight block.
+    """
+    N, K = w.shape
+    blocks = w.float().reshape(N, K // BLOCK, BLOCK)
+    low, high = blocks.amin(-1), blocks.amax(-1)  # (N, K/32)
+    scale = (high - low) / 15
+    q = ((blocks - low[..., None]) / scale.clamp(min=1e-30)[..., None]).round().clamp(0, 15).to(torch.uint8)
+    codes = q[..., : BLOCK // 2] | (q[..., BLOCK // 2 :] << 4)  # byte j: q[j] low nibble, q[j + 16] high
+    return codes.reshape(N, K // 2).contiguous(), scale.contiguous(), low.contiguous()
+
+
+def pack_q8(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """W (N, K) -> (codes (N, K) int8, scales (N, K/32)): w ≈ scale * q, q in -127..127 (exact for Q8_0 blocks)."""
+    N, K = w.shape
+    blocks = w.float().reshape(N, K // BLOCK, BLOCK)
+    scale = blocks.abs().amax(-1) / 127
+    q = (blocks / scale.clamp(min=1e-30)[..., None]).round().clamp(-127, 127).to(torch.int8)
+    return q.reshape(N, K).contiguous(), scale.contiguous()
+
+
+# ─── products ──────────────────────────────────────────────────────────────────
+
+
+def q4_matmul(x: torch.Tensor, codes, scales, mins, threads: int) -> torch.Tensor:
+    """x (M, K) float32 contiguous -> x @ Wᵀ (M, N)."""
+    M, K = x.shape
+    N = codes.shape[0]
+    y = torch.empty(M, N)
+    xsum = torch.empty(M * K // BLOCK)
+    _lib.q4_matmul(codes.data_ptr(), scales.data_ptr(), mins.data_ptr(), x.data_ptr(), y.data_ptr(),
+                   xsum.data_ptr(), M, N, K, threads)  # fmt: skip
+    return y
+
+
+def q8_matmul(x: torch.Tensor, codes, scales, threads: int) -> torch.Tensor:
+    M, K = x.shape
+    N = codes.shape[0]
+    y = torch.empty(M, N)
+    _lib.q8_matmul(codes.data_ptr(), scales.data_ptr(), x.data_ptr(), y.data_ptr(), M, N, K, threads)
+    return y
+
+
+def q4_dequantize(codes, scales, mins, threads: int) -> torch.Tensor:
+    N, K = codes.shape[0], codes.shape[1] * 2
+    w = torch.empty(N, K)
+    _lib.q4_dequantize(codes.data_ptr(), scales.data_ptr(), mins.data_ptr(), w.data_ptr(), N, K, threads)
+    return w
+
+
+def q8_dequantize(codes, scales, threads: int) -> torch.Tensor:
+    N, K = codes.shape
+    w = torch.empty(N, K)
+    _lib.q8_dequantize(codes.data_ptr(), scales.data_ptr(), w.data_ptr(), N, K, threads)
+    return w
