@@ -141,3 +141,17 @@ def test_the_graph_sees_lazy_and_relative_imports():
     assert "llm_magics.qa.chain_types.prompts" in graph["llm_magics.qa.pipeline"]  # `from .chain_types import prompts`
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
 
+
+def test_long_modules_say_why():
+    unexplained = []
+    for module, path in _modules().items():
+        text = path.read_text(encoding="utf-8")
+        n = text.count("\n")
+        if n > MAX_LINES:
+            doc = ast.get_docstring(ast.parse(text)) or ""
+            if LONG_MARK not in doc.lower():
+                unexplained.append(f"{path.relative_to(PACKAGE.parent)}: {n} lines")
+    assert not unexplained, (
+        f"modules over {MAX_LINES} lines without a reason in their docstring (say why, with the words "
+        f"'{LONG_MARK}', or split the module):\n" + "\n".join(unexplained)
+    )

@@ -355,7 +355,7 @@ def test_interrupt_or_crash_mid_write_is_consistent_and_rerun_completes(flaky_st
 def test_keyboard_interrupt_while_embedding(hash_embedder, tmp_path, monkeypatch):
     docs = write_corpus(tmp_path / "docs", 5)
     index = Index(collection="embed-interrupt", store="memory")
-    from llm_magics.ingest.index import _Writer
+    from llm_magics.ingest.pipeline import _Writer
 
     monkeypatch.setattr(_Writer, "GROUP", 10)  # embed and write a few sources at a time
     real_embed = type(hash_embedder).embed
@@ -379,3 +379,44 @@ def test_keyboard_interrupt_while_embedding(hash_embedder, tmp_path, monkeypatch
     assert rerun.files_unchanged == done and rerun.files_read == 5 - done
     assert len(index.sources()) == 5
     MemoryStore("embed-interrupt").drop()
+
+
+def test_the_manifest_owns_the_write_protocol():
+    from llm_magics.ingest.manifest import Manifest
+
+    import numpy as np
+
+    store = MemoryStore("manifest-steps")
+    m = Manifest(store)
+    stale = m.begin("k", "a.txt", "v1", None)  # 1: pending, hidden
+    assert stale == [] and m.hidden_versions() == ["v1"] and not m.settled(m.entries()["k"])
+    store.upsert(["c1"], np.ones((1, 4), dtype=np.float32), ["text"], [m.tag({"source": "a.txt"}, "k", "v1")])  # 2
+    m.commit("k", "v1", stale, source="a.txt", chunks=1)  # 3
+    assert m.settled(m.entries()["k"]) and m.hidden_versions() == []
+    stale = m.begin("k", "a.txt", "v2", m.entries()["k"])  # a new version of the same source
+    assert stale == ["v1"] and m.entries()["k"]["version"] == "v1"  # the old one stays live until commit
+    m.commit("k", "v2", stale, source="a.txt", chunks=0)
+    assert m.hidden_versions() == ["v1"]
+    assert m.forget("k", keep="v2") == 1 and m.settled(m.entries()["k"])  # 4: v1's chunk deleted
+    m.hide("k")
+    assert m.entries()["k"]["version"] is None
+    assert m.forget("k") == 0 and "k" not in m.entries()
+
+
+def test_source_keys_come_from_the_loader_and_sql_hides_its_password():
+    import ast
+    from pathlib import Path
+
+    from llm_magics.ingest import pipeline
+    from llm_magics.ingest.loaders.sql import SQLLoader
+    from llm_magics.ingest.loaders.text import TextLoader
+
+    key = SQLLoader.source_key("postgresql://bob:hunter2@db/shop", {"query": "SELECT 1"})
+    assert key == 'postgresql://bob:***@db/shop {"query": "SELECT 1"}'
+    assert TextLoader.source_key("notes.txt", {}) == os.path.abspath("notes.txt")
+    from llm_magics.ingest import index
+
+    for module in (pipeline, index):  # core imports no loader plugin's module (loaders/sources.py is shared)
+        tree = ast.parse(Path(module.__file__).read_text(encoding="utf-8"))
+        names = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+        assert not [n for n in names if n.startswith("loaders.") and n != "loaders.sources"], names

@@ -59,6 +59,19 @@ class Loader(Extension):
             raise UsageError(f"Name what {cls.name!r} should use: --loader {cls.name}:NAME.")
         return type(cls.__name__, (cls,), {"target": target.strip(), "name": f"{cls.name}:{target.strip()}", "__module__": cls.__module__})
 
+    @classmethod
+    def source_key(cls, source: str, options: dict) -> str:
+        """The key ingest files ``source`` under: its absolute path for a file; for a URL, the URL
+        plus the loader options. A loader whose URLs can carry secrets overrides it (see sql.py)."""
+        from . import scheme_of
+
+        if scheme_of(source) is None:
+            return os.path.abspath(source)
+        import json
+
+        extra = {k: v for k, v in sorted(options.items()) if v not in (None, [], "")}
+        return source + (" " + json.dumps(extra, sort_keys=True) if extra else "")
+
     @abstractmethod
     def load(self, source: str) -> Iterator[Document]:
         """Yield the documents of ``source`` (a path or URL, as the user gave it).

@@ -40,6 +40,11 @@ class SQLLoader(Loader):
     schemes = ("sqlite", "postgresql", "postgres", "mysql", "mariadb", "mssql", "oracle", "duckdb", "snowflake")
     Options = SQLOptions
 
+    @classmethod
+    def source_key(cls, source: str, options: dict) -> str:
+        """The URL with its password masked (the key is stored and shown), plus the options."""
+        return super().source_key(redacted(source), options)
+
     def load(self, source: str) -> Iterator[Document]:
         import sqlalchemy as sa
         from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError

@@ -1,0 +1,332 @@
+"""The ingest pipeline behind ``Index.add``: load, split, embed in batches, write each source.
+
+``add`` walks the sources (files, folders, globs, URLs), skips unchanged ones by
+fingerprint, loads and splits the rest, and hands them to a ``_Writer``, which embeds
+their new texts in batches (reusing vectors the store already holds) and writes each
+source through the ``Manifest`` protocol (manifest.py), so an interrupted run leaves the
+collection consistent and the next run finishes it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Iterable
+
+from .. import config
+from ..errors import UsageError
+from .documents import Chunk
+from .manifest import KEY, VERSION
+from .report import IngestReport
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from .index import Index
+    from .redact import Redactor
+    from .splitters import Splitter
+
+
+@dataclass
+class _Pending:
+    """A loaded and split source, waiting for its vectors and then its write."""
+
+    source: str
+    key: str
+    fingerprint: str
+    version: str
+    chunks: list[Chunk]
+    ids: list[str]
+    old: dict | None
+    vectors: dict[str, "np.ndarray"] = field(default_factory=dict)  # text hash -> vector
+    stored_ids: set[str] = field(default_factory=set)  # ids of this version already in the store
+
+
+def add(
+    index: "Index",
+    sources: "str | os.PathLike | Iterable[str | os.PathLike]",
+    loader: str | None = None,
+    splitter: "str | Splitter | None" = None,
+    chunk_size: int | None = None,
+    chunk_overlap: int | None = None,
+    glob: str | None = None,
+    recursive: bool = False,
+    *,
+    progress: bool | None = None,
+    batch_size: int | None = None,  # texts per embedder call (default 256)
+    redact: "bool | Redactor" = False,  # mask personal data before splitting, embedding and storing
+    **loader_options: Any,
+) -> IngestReport:
+    """Load, split, embed and store ``sources`` (files, folders, globs, URLs).
+
+    Unchanged sources are skipped, changed ones replace their old chunks, and
+    unreadable ones are skipped with a reason in the returned report. Extra keyword
+    arguments are loader options (``query=`` for SQL, ``text_field=`` for JSON, ...).
+    ``redact=True`` (or a ``redact.Redactor``) masks e-mail addresses, phone numbers, IBANs
+    and card numbers in every loaded document before anything else sees it; the report
+    counts what was masked (``report.redacted``).
+    """
+    from .loaders import SkipSource, choose
+    from .loaders.sources import expand
+    from .splitters import Splitter, get_splitter
+
+    started = time.perf_counter()
+    if isinstance(sources, (str, os.PathLike)):
+        sources = [sources]
+    report = index.last_report = IngestReport(index.collection, index.store.name)
+    embedder = index.embedder
+    if isinstance(splitter, Splitter):
+        if chunk_size is not None or chunk_overlap is not None:
+            raise UsageError("Pass chunk_size and chunk_overlap to the Splitter you built, not to add().")
+        split = splitter
+    else:
+        split = get_splitter(splitter, embedder=embedder, chunk_size=chunk_size, chunk_overlap=chunk_overlap)
+    _check_loader_options(loader, loader_options)
+    redactor = _redactor(redact)
+    split_key = split.config_key + ("|redacted" if redactor else "")  # a redacted copy is another version
+    # Texts per embed() call: the embedder buckets them by token length inside the call,
+    # so bigger calls pad less; the progress bar moves once per call.
+    batch_size = batch_size or getattr(config.settings(), "embed_batch_size", 256)
+    writer = _Writer(index, report, batch_size, progress)
+    usage_errors: list[UsageError] = []
+    manifest = index.manifest
+    try:
+        for src, problem in expand(sources, glob, recursive):
+            if problem:
+                report.skipped.append((src, problem))
+                continue
+            try:
+                cls, note = choose(src, loader)
+                options = _options_for(cls, loader_options, explicit=loader is not None)
+                key = cls.source_key(src, options)
+                fingerprint = _fingerprint(src, cls.name, options, split_key, embedder.identity)
+                old = manifest.entries().get(key)
+                if old and fingerprint and old.get("fingerprint") == fingerprint and manifest.settled(old):
+                    report.files_unchanged += 1
+                    report.chunks_unchanged += old.get("chunks", 0)
+                    continue
+                chunks = list(split.split(_redacted(cls(**options).load(src), redactor)))
+                if not chunks:
+                    raise SkipSource("no text to index")
+            except SkipSource as e:
+                report.skipped.append((src, str(e)))
+                continue
+            except UsageError as e:
+                usage_errors.append(e)
+                report.skipped.append((src, str(e)))
+                continue
+            except (KeyboardInterrupt, MemoryError):
+                raise
+            except Exception as e:  # noqa: BLE001 - one broken file must not stop the run
+                report.skipped.append((src, f"{type(e).__name__}: {' '.join(str(e).split())[:160]}"))
+                continue
+            if note:
+                report.notes.append((src, note))
+            item = _prepare(src, key, fingerprint, chunks, old)
+            if old and old.get("version") == item.version and manifest.settled(old):
+                # Same content (a touched file, a re-run query): remember the new fingerprint only.
+                manifest.touch(key, old, item.fingerprint)
+                report.files_unchanged += 1
+                report.chunks_unchanged += len(chunks)
+                continue
+            report.files_read += 1
+            writer.add(item)
+        writer.flush()
+    except KeyboardInterrupt:
+        report.interrupted = True
+        report.seconds = time.perf_counter() - started
+        writer.close()
+        print(str(report), file=sys.stderr)
+        raise
+    writer.close()
+    report.seconds = time.perf_counter() - started
+    if redactor:
+        report.redacted = dict(redactor.report.counts)
+    if usage_errors and not report.files_read and not report.files_unchanged:
+        raise usage_errors[0]
+    return report
+
+
+class _Writer:
+    """Collects prepared sources, embeds their new texts in batches, writes each source."""
+
+    GROUP = 256  # chunks embedded together before their sources are written
+
+    def __init__(self, index: Index, report: IngestReport, batch_size: int, progress: bool | None):
+        self.index, self.report, self.batch_size = index, report, batch_size
+        self.progress = config.settings().progress if progress is None else progress
+        self.pending: list[_Pending] = []
+        self.queued = 0
+        self.cache: dict[str, "np.ndarray"] = {}  # text hash -> vector, across this run
+        self.bar = None
+
+    def add(self, item: _Pending) -> None:
+        self.pending.append(item)
+        self.queued += len(item.chunks)
+        if self.queued >= self.GROUP:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        self._embed()
+        for item in self.pending:
+            self._write(item)
+        self.pending, self.queued = [], 0
+
+    def _embed(self) -> None:
+        import numpy as np
+
+        index = self.index
+        todo: dict[str, str] = {}
+        for item in self.pending:
+            if item.old is not None:
+                self._reuse(item)
+            for chunk, id_ in zip(item.chunks, item.ids):
+                h = _text_hash(chunk.text)
+                if id_ in item.stored_ids or h in item.vectors:
+                    continue
+                if h in self.cache:
+                    item.vectors[h] = self.cache[h]
+                else:
+                    todo.setdefault(h, chunk.text)
+        if not todo:
+            return
+        order = sorted(todo, key=lambda h: len(todo[h]), reverse=True)  # similar lengths pad less
+        bar = self._bar(len(order))
+        t0 = time.perf_counter()
+        for i in range(0, len(order), self.batch_size):
+            batch = order[i : i + self.batch_size]
+            vectors = np.asarray(index.embedder.embed([todo[h] for h in batch]), dtype=np.float32)  # (B, dim)
+            index._check_dimension(vectors)
+            for h, v in zip(batch, vectors):
+                self.cache[h] = v
+            if bar is not None:
+                bar.update(len(batch))
+        self.report.embed_seconds += time.perf_counter() - t0
+        self.report.chunks_embedded += len(order)
+        for item in self.pending:
+            for chunk in item.chunks:
+                h = _text_hash(chunk.text)
+                if h not in item.vectors and h in self.cache:
+                    item.vectors[h] = self.cache[h]
+
+    def _reuse(self, item: _Pending) -> None:
+        """Vectors this source already has in the store (an earlier version, an interrupted run)."""
+        for rec in self.index.store.get(where={KEY: item.key}, vectors=True):
+            item.vectors.setdefault(_text_hash(rec["text"]), rec["vector"])
+            if rec["metadata"].get(VERSION) == item.version:
+                item.stored_ids.add(rec["id"])
+
+    def _write(self, item: _Pending) -> None:
+        import numpy as np
+
+        store, manifest = self.index.store, self.index.manifest
+        stale = manifest.begin(item.key, item.source, item.version, item.old)  # 1: hidden while written
+        rows = [(i, id_) for i, id_ in enumerate(item.ids) if id_ not in item.stored_ids]
+        for j in range(0, len(rows), 256):  # 2
+            part = rows[j : j + 256]
+            chunks = [item.chunks[i] for i, _ in part]
+            vectors = np.stack([np.asarray(item.vectors[_text_hash(c.text)], dtype=np.float32) for c in chunks])
+            metas = [manifest.tag(c.metadata, item.key, item.version) for c in chunks]
+            store.upsert([id_ for _, id_ in part], vectors, [c.text for c in chunks], metas)
+        manifest.commit(item.key, item.version, stale, source=item.source, fingerprint=item.fingerprint, chunks=len(item.chunks))  # 3
+        # 4 (a new source has nothing older: a crashed attempt leaves an entry, so item.old is set then)
+        removed = 0 if item.old is None else manifest.forget(item.key, keep=item.version)
+        self.report.chunks_added += len(rows)
+        self.report.chunks_unchanged += len(item.ids) - len(rows)
+        self.report.chunks_removed += removed
+
+    def _bar(self, n: int):
+        if not self.progress:
+            return None
+        if self.bar is None:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=n, desc=f"Embedding into {self.index.collection}", unit="chunk", leave=False)
+            return self.bar
+        self.bar.total += n
+        self.bar.refresh()
+        return self.bar
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _fingerprint(source: str, loader: str, options: dict, splitter: str, embedder: str) -> str | None:
+    """Cheap change detection (size, mtime, settings) so an unchanged file is not even read."""
+    from .loaders import scheme_of
+
+    if scheme_of(source) is not None:
+        return None  # a database can change without a file timestamp: always re-read
+    try:
+        st = os.stat(source)
+    except OSError:
+        return None
+    parts = [str(st.st_size), str(st.st_mtime_ns), loader, json.dumps(options, sort_keys=True, default=str), splitter, embedder]
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:32]
+
+
+def _prepare(source: str, key: str, fingerprint: str | None, chunks: list[Chunk], old: dict | None) -> _Pending:
+    h = hashlib.sha256(key.encode())
+    for chunk in chunks:
+        meta = {k: v for k, v in sorted(chunk.metadata.items()) if k != "mtime"}
+        h.update(json.dumps(meta, sort_keys=True, default=str).encode())
+        h.update(b"\0" + chunk.text.encode("utf-8", "surrogatepass") + b"\0")
+    version = h.hexdigest()[:32]
+    ids = []
+    for i, chunk in enumerate(chunks):
+        ids.append(hashlib.sha256(f"{version}\0{i}\0{chunk.metadata.get('start_index')}\0{_text_hash(chunk.text)}".encode()).hexdigest()[:40])
+    return _Pending(source, key, fingerprint or "", version, chunks, ids, old)
+
+
+def _text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _check_loader_options(loader: str | None, options: dict) -> None:
+    """Every option must mean something to the named loader, or to some loader."""
+    from .. import registry
+    from .loaders import get_loader
+
+    if not options:
+        return
+    if loader:
+        get_loader(loader).parse_options(options)  # UsageError naming the valid options
+        return
+    known = {f for e in registry.unique("loader") for f in e.obj.Options.model_fields}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise UsageError(f"No loader takes option(s) {', '.join(unknown)}. Loader options: {', '.join(sorted(known))}.")
+
+
+def _options_for(cls, options: dict, explicit: bool) -> dict:
+    if explicit:
+        return dict(options)
+    fields = cls.Options.model_fields
+    return {k: v for k, v in options.items() if k in fields}
+
+
+def _redactor(redact):
+    """None, or the Redactor that masks personal data for this run (see ingest/redact.py)."""
+    if not redact:
+        return None
+    from .redact import Redactor
+
+    return redact if isinstance(redact, Redactor) else Redactor()
+
+
+def _redacted(documents, redactor):
+    """The loader's documents with personal data masked, before the splitter sees them."""
+    if redactor is None:
+        yield from documents
+        return
+    for doc in documents:
+        doc.text = redactor.redact(doc.text)
+        yield doc
