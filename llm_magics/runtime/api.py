@@ -28,7 +28,7 @@ from . import quantize, weights
 from .capture import ActivationCache
 from .config import DecoderConfig, EncoderConfig
 from .generate import Generation, GenerationSettings
-from .model import Decoder, Encoder
+from .model import empty_model
 from .tokenizer import Tokenizer
 
 log = logging.getLogger(__name__)
@@ -86,9 +86,10 @@ def load(path_or_spec, *, dtype: str = "float32", use_cache: bool = True, compil
         config, state_dict = weights.load_hf_folder(path)
         tokenizer = Tokenizer.from_folder(path)
 
-    module = Encoder(config) if isinstance(config, EncoderConfig) else Decoder(config)
+    module = empty_model(config)  # parameters on the meta device until the checkpoint's tensors are assigned
     missing, unexpected = module.load_state_dict(state_dict, strict=False, assign=True)
     missing = [m for m in missing if not (m == "unembed.weight" and config.kind == "decoder" and config.tie_word_embeddings)]
+    missing += [n for n, t in module.named_buffers() if t.is_meta]
     if missing or unexpected:
         raise ValueError(f"Checkpoint {path} does not fit the model: missing {missing[:5]}, unexpected {unexpected[:5]}")
     if config.kind == "decoder" and config.tie_word_embeddings:
