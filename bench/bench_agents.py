@@ -211,7 +211,7 @@ def main():
     configs = [c.strip() for c in args.configs.split(",") if c.strip()]
     workdir = Path(tempfile.mkdtemp(prefix="bench-agents-"))
     db, index = setup(workdir)
-    backend = get_model(args.model)
+    backend = get_model(args.model, capture_attention=False)  # both sides on the fast path
     t0 = time.perf_counter()
     backend.runtime_model
     load_s = time.perf_counter() - t0

@@ -62,6 +62,8 @@ class Agent:
         if max_steps < 1:
             raise UsageError(f"max_steps must be at least 1, got {max_steps}.")
         self.backend = model if isinstance(model, Backend) else get_model(model)
+        if not isinstance(model, Backend) and self.backend.name == "local":
+            self.backend.options.capture_attention = False  # the fast path: an agent's steps are not drawn by %attnviz
         self.tools: list[Tool] = get_tools(tools, db=db, collection=collection, index=index)
         if not self.tools:
             raise UsageError("An agent needs at least one tool: --tools calculator,sql,search.")
@@ -211,7 +213,7 @@ class Agent:
             return None
         from ..qa import session
 
-        return session.current().memory(f"agent:{self.session or 'default'}")
+        return session.current().memory(memory_key(self.session))
 
     @staticmethod
     def _emit(manager, event: str, **kwargs) -> None:
@@ -227,6 +229,11 @@ class Agent:
                 name = getattr(handler, "name", type(handler).__name__)
                 manager.errors.append((name, event, f"{type(e).__name__}: {e}"))
                 log.warning("callback %s failed in %s: %s", name, event, e)
+
+
+def memory_key(session: str | None) -> str:
+    """The conversation-memory key of an agent session (apart from %%ask's sessions)."""
+    return f"agent:{session or 'default'}"
 
 
 def run_agent(task: str, tools=("calculator",), model=None, **options) -> AgentResult:

@@ -56,6 +56,7 @@ class AgentMagics(Magics):
     @argument("--unconstrained", action="store_true", help="On a local model, do not constrain steps to the tools' grammar.")
     @argument("--session", help="Name a conversation; earlier tasks and answers of it are remembered (default session otherwise).")
     @argument("--no-history", action="store_true", help="Neither use nor update the agent's memory.")
+    @argument("--reset", action="store_true", help="Forget this session's earlier tasks and answers first.")
     @argument("--trace", help="Append every event to this JSONL file (llm_magics.agents.replay reads it).")
     @argument("--view", action="store_true", help="Also show the trace widget: steps as a timeline, click one for its prompt and output.")
     @argument("-o", "--output", help="Store the AgentResult in this variable.")
@@ -82,6 +83,11 @@ class AgentMagics(Magics):
         task = (cell or "").strip()
         if not task:
             raise errors.UsageError("Write the task in the cell body below %%agent.")
+        if args.reset:
+            from ..agents.agent import memory_key
+            from ..qa import session
+
+            session.current().forget(memory_key(args.session))
         stream = StreamDisplay()
         agent = Agent(
             args.tools, args.model, mode=args.mode, constrained=False if args.unconstrained else None,

@@ -45,3 +45,12 @@ def test_agent_magic_user_errors_are_one_line(ip):
         ip.run_cell("%%agent --tools sql\nHow many rows?").raise_error()
     help_text = ip.find_cell_magic("agent").__self__.agent.parser.format_help()  # what %%agent? prints
     assert all(flag in help_text for flag in ("--tools", "--db", "--collection", "--model", "--max-steps"))
+
+
+def test_agent_memory_carries_over_between_cells_until_reset(ip, scripted):
+    scripted.replies.extend(["Thought: easy\nFinal Answer: Paris", "Thought: before\nFinal Answer: France", "Thought: new\nFinal Answer: ?"])
+    ip.run_cell("%%agent --model scripted:x\nCapital of France?").raise_error()
+    ip.run_cell("%%agent --model scripted:x\nWhich country was that?").raise_error()
+    assert {"role": "assistant", "content": "Paris"} in scripted.calls[1]
+    ip.run_cell("%%agent --model scripted:x --reset\nWhich country was that?").raise_error()
+    assert {"role": "assistant", "content": "Paris"} not in scripted.calls[2]
