@@ -95,11 +95,13 @@ class AskMagics(Magics):
     @argument("question", nargs="*", help="For %ask: the question (for %%ask it is the cell body).")
     @argument("--collection", "-c", help="Collection to search (default: LLMMagics.collection).")
     @argument("--index", help="Name of an Index object in the namespace to search instead of --collection.")
-    @argument("--k", "-k", type=int, help="How many chunks to retrieve (default: LLMMagics.k).")
+    @argument("--k", "-k", type=int, help="Retrieve exactly this many chunks (default: fill --budget).")
+    @argument("--budget", type=int, help="Tokens of retrieved context to hand the model (default: LLMMagics.context_budget).")
     @argument("--chain-type", help="stuff, refine, map_reduce or map_rerank (default: LLMMagics.chain_type).")
     @argument("--model", "-m", help="Model: a registered name, a local path, or BACKEND:MODEL.")
     @argument("--temperature", "-t", type=float, help="Sampling temperature; 0 is greedy.")
     @argument("--max-tokens", type=int, help="Most tokens in the answer.")
+    @argument("--samples", type=int, default=1, help="Sample N answers at --temperature (default 0.7) and report their agreement and the majority answer.")
     @argument("--format", "-f", default="text", help="Output parser: text, markdown, json, list, regex.")
     @argument("--schema", help="For --format json: a variable holding a JSON Schema dict or a pydantic model class.")
     @argument("--no-history", action="store_true", help="Neither use nor update the conversation memory.")
@@ -130,6 +132,9 @@ class AskMagics(Magics):
             %ask --compare stuff,refine,map_reduce,map_rerank What is the budget
             %ask --reset
 
+            %%ask --samples 5
+            How many nodes does the cluster have?
+
         A ``%ask`` line may end with ``?`` (``r = %ask What is X?``): the extension rewrites it
         before IPython's help syntax sees it (``magics/transforms.py``); ``%ask?`` is still help.
         """
@@ -159,7 +164,7 @@ class AskMagics(Magics):
 
             question = render_string(question, self.shell.user_ns, what="question")
         options = dict(
-            model=args.model, temperature=args.temperature, max_tokens=args.max_tokens, format=args.format,
+            model=args.model, temperature=args.temperature, max_tokens=args.max_tokens, format=args.format, budget=args.budget,
             schema=self._lookup(args.schema, "--schema") if args.schema else None,
         )
         stream = StreamDisplay()
@@ -174,7 +179,7 @@ class AskMagics(Magics):
                 result = ask_mod.ask(
                     question, index=index, collection=collection, k=args.k, chain_type=args.chain_type,
                     memory=None if args.no_history else ask_mod.DEFAULT, retrieval=not args.no_retrieval,
-                    session=args.session, stream_to=stream, callbacks=[_status_handler(stream)], **options,
+                    session=args.session, stream_to=stream, callbacks=[_status_handler(stream)], samples=args.samples, **options,
                 )
         except ask_mod.AskInterrupted as e:  # keep what was produced
             stream.clear()
@@ -188,6 +193,9 @@ class AskMagics(Magics):
                 raise errors.UsageError(str(e)) from None
             raise
         stream.clear()
+        if args.samples != 1 and not args.compare:
+            consensus = result.extras["consensus"]
+            print(f"Majority answer of {len(consensus.answers)} samples at temperature {result.extras['temperature']:g}: {consensus.summary()}")
         bind(self.shell, args.output, result)
         if args.view and not args.compare:
             from IPython.display import display

@@ -97,6 +97,7 @@ def ask(
     stream_to: Callable[[str], None] | None = None,
     session: str | None = None,
     hits: list[Hit] | None = None,
+    samples: int = 1,
 ) -> Answer:
     """Answer ``question`` from the documents in ``index`` (or ``collection``).
 
@@ -106,7 +107,16 @@ def ask(
     is generated. ``format``/``schema`` choose an output parser (``Answer.parsed``).
     Raises ``AskInterrupted`` (a KeyboardInterrupt carrying the partial Answer) on an
     interrupt and ``GenerationError`` when the backend fails; memory is untouched then.
+    ``samples=N`` (N > 1) samples N answers at ``temperature`` (0.7 by default) from one
+    retrieval and returns the majority answer, its ``.extras["agreement"]`` and the samples
+    (``qa/samples.py``); memory is not used.
     """
+    if samples != 1:
+        from .samples import ask_samples
+
+        return ask_samples(question, samples, index=index, collection=collection, k=k, chain_type=chain_type, model=model,
+                           temperature=temperature, max_tokens=max_tokens, format=format, schema=schema, retrieval=retrieval,
+                           callbacks=callbacks, stream_to=stream_to, hits=hits)  # fmt: skip
     from .. import backends, config
     from .callbacks import CallbackManager
     from .parsers import OutputParserError, get_parser

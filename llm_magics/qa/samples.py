@@ -93,3 +93,33 @@ class Consensus:
         agreeing = round(self.agreement * n)
         return (f"agreement {self.agreement:.0%} ({agreeing} of {n} samples agree with the majority answer; "
                 f"pairwise {self.pairwise:.0%}; {len(self.groups)} distinct answer(s))")  # fmt: skip
+
+
+def ask_samples(question: str, n: int, *, temperature: float | None = None, index=None, collection=None, k=None,
+                hits=None, retrieval: bool = True, stream_to=None, **kwargs):  # fmt: skip
+    """``ask`` N times at a temperature on one retrieval; the majority Answer, with the agreement.
+
+    The returned Answer's ``.extras`` holds ``"samples"`` (the N answers), ``"agreement"``
+    (share agreeing with the majority), ``"pairwise_agreement"`` and ``"consensus"``; its
+    ``.note`` ends with the agreement summary. ``stream_to`` receives the chosen answer only.
+    """
+    from ..errors import UsageError
+    from .pipeline import ask, retrieve
+
+    if not isinstance(n, int) or n < 2:
+        raise UsageError(f"--samples wants a number of answers of 2 or more, got {n!r}.")
+    t = DEFAULT_TEMPERATURE if temperature is None else float(temperature)
+    if t <= 0:
+        raise UsageError("--samples needs a temperature above 0 (greedy decoding gives the same answer every time); try -t 0.7.")
+    if retrieval and hits is None:  # one retrieval for all the samples: only the sampling varies
+        hits = retrieve(question, index, collection=collection, k=k)
+    answers = [ask(question, index=index, collection=collection, k=k, temperature=t, hits=hits, retrieval=retrieval,
+                   memory=None, **kwargs) for _ in range(n)]  # fmt: skip
+    consensus = Consensus.of([a.answer for a in answers])
+    best = answers[consensus.majority_index]
+    best.extras.update(samples=[a.answer for a in answers], agreement=consensus.agreement,
+                       pairwise_agreement=consensus.pairwise, consensus=consensus, temperature=t)  # fmt: skip
+    best.note = f"{best.note} {consensus.summary()}".strip() if best.note else consensus.summary()
+    if stream_to is not None:
+        stream_to(best.answer)
+    return best

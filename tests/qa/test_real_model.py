@@ -94,3 +94,23 @@ def test_json_output_from_the_small_model_is_parsed_or_reported(real_index, smol
     a = ask("Who gives the laser safety training?", index=real_index, model=smollm, k=1, max_tokens=40, format="json", schema=schema, memory=None)
     # Either the reply validated, or the bounded retries ran and the error is reported.
     assert (a.parsed is not None and "name" in a.parsed) or (a.parse_error and a.extras.get("retries") == 2)
+
+
+def test_samples_report_agreement_and_the_majority_answer(real_index, smollm, ip, capsys):
+    question = "Who gives the laser safety training?"
+    answer = ask(question, index=real_index, samples=4, max_tokens=40)
+    samples = answer.extras["samples"]
+    assert len(samples) == 4 and answer.extras["temperature"] == 0.7
+    consensus = answer.extras["consensus"]
+    assert answer.answer == consensus.majority and answer.answer in samples
+    assert 0.25 <= answer.extras["agreement"] <= 1.0
+    assert sum(len(g) for g in consensus.groups) == 4
+    assert "agreement" in answer.note
+    # through the magic: the agreement figure is printed
+    ip.user_ns["real_index"] = real_index
+    result = ip.run_cell("%%ask --index real_index --samples 3 -t 0.9 --max-tokens 30\nWho gives the laser safety training?").result
+    out = capsys.readouterr().out
+    assert "Majority answer of 3 samples at temperature 0.9: agreement " in out
+    assert result.extras["temperature"] == 0.9 and len(result.extras["samples"]) == 3
+    with pytest.raises(Exception, match="temperature above 0"):
+        ask(question, index=real_index, samples=3, temperature=0)
