@@ -1,17 +1,30 @@
 """Looking inside: activations under TransformerLens names.
 
 A forward pass given a `capture` takes the explicit attention path, and every
-module records what it computed:
+module records what it computed. The names mean what they mean in TransformerLens
+(T: positions of this pass, S: positions attended to, C: d_model, nh: query heads,
+nkv: key/value heads (nkv < nh for grouped-query attention), hs: d_head):
 
-    hook_embed, hook_pos_embed                    (T, C)
-    blocks.{L}.hook_resid_pre / _mid / _post      (T, C)   the residual stream around each half-block
-    blocks.{L}.attn.hook_q                        (nh, T, hs) queries (after rotary, for Llama)
-    blocks.{L}.attn.hook_k, hook_v                (nh, S, hs) keys / values (GQA heads repeated to nh)
-    blocks.{L}.attn.hook_attn_scores              (nh, T, S)  q·kᵀ/√hs, masked positions -inf
-    blocks.{L}.attn.hook_pattern                  (nh, T, S)  softmax of the scores: the attention
-    ln_final.hook_normalized                      (T, C)
+    name                                  shape           what
+    hook_embed                            (T, C)          token embeddings (encoder: before the embedding LayerNorm)
+    hook_pos_embed                        (T, C)          learned position embeddings (GPT-2, BERT; none with rotary)
+    hook_token_type_embed                 (T, C)          segment A/B embeddings (BERT only)
+    embed.ln.hook_normalized              (T, C)          the encoder's LayerNorm of their sum (BERT only)
+    blocks.{L}.hook_resid_pre             (T, C)          the residual stream into block L
+    blocks.{L}.hook_resid_mid             (T, C)          ... after attention, before the MLP
+    blocks.{L}.hook_resid_post            (T, C)          ... out of block L
+    blocks.{L}.attn.hook_q                (T, nh, hs)     queries = ln1(resid_pre) @ W_Q + b_Q, before rotary
+    blocks.{L}.attn.hook_k                (T, nkv, hs)    keys, before rotary; kv heads NOT repeated for GQA
+    blocks.{L}.attn.hook_v                (T, nkv, hs)    values; kv heads not repeated
+    blocks.{L}.attn.hook_rot_q            (T, nh, hs)     queries after rotary (rotary models only)
+    blocks.{L}.attn.hook_rot_k            (T, nkv, hs)    keys after rotary (rotary models only)
+    blocks.{L}.attn.hook_attn_scores      (nh, T, S)      rot_q · rot_kᵀ / √hs (key head h // (nh/nkv)), masked = -inf
+    blocks.{L}.attn.hook_pattern          (nh, T, S)      softmax of the scores: the attention
+    ln_final.hook_normalized              (T, C)          the decoder's final norm
 
-(`run_with_cache` drops the batch dimension for one text, as shown.)
+(`run_with_cache` drops the batch dimension for one text, as shown; a batched capture
+keeps it first.) Query head h reads key/value head h // (nh // nkv): repeat
+``hook_k``/``hook_v`` along dim 1 with ``repeat_interleave`` to get one per query head.
 
 `GenerationAttention` is the capture used during generation: for each generated
 token it keeps the attention row of the query that produced it, over the whole

@@ -220,9 +220,16 @@ class MultiHeadSelfAttention(nn.Module):
         nh, nkv, hs = self.n_head, self.n_kv_head, self.head_dim
 
         qkv = self.qkv(x).view(B, T, nh + 2 * nkv, hs).transpose(1, 2)  # (B, nh + 2 nkv, T, hs): heads first
+        if capture is not None:  # TransformerLens's names and layout: (B, pos, head, d_head), before rotary
+            capture.record(f"{self.name}.hook_q", qkv[:, :nh].transpose(1, 2))  # (B, T, nh, hs)
+            capture.record(f"{self.name}.hook_k", qkv[:, nh : nh + nkv].transpose(1, 2))  # (B, T, nkv, hs): kv heads, not repeated
+            capture.record(f"{self.name}.hook_v", qkv[:, nh + nkv :].transpose(1, 2))  # (B, T, nkv, hs)
         qk = qkv[:, : nh + nkv]  # (B, nh + nkv, T, hs)
         if rope is not None:  # rotate queries and keys together: they share positions
             qk = apply_rotary(qk, *rope)
+            if capture is not None:
+                capture.record(f"{self.name}.hook_rot_q", qk[:, :nh].transpose(1, 2))  # (B, T, nh, hs), after rotary
+                capture.record(f"{self.name}.hook_rot_k", qk[:, nh:].transpose(1, 2))  # (B, T, nkv, hs), after rotary
         q, k = qk[:, :nh], qk[:, nh:]  # (B, nh, T, hs), (B, nkv, T, hs)
         v = qkv[:, nh + nkv :]  # (B, nkv, T, hs)
 
@@ -255,10 +262,7 @@ class MultiHeadSelfAttention(nn.Module):
         if mask is not None:
             scores = scores.masked_fill(~mask, float("-inf"))
         pattern = scores.float().softmax(dim=-1).to(q.dtype)  # (B, nh, T, S), each row sums to 1
-        if capture is not None:
-            capture.record(f"{self.name}.hook_q", q)  # (B, nh, T, hs), after rotary
-            capture.record(f"{self.name}.hook_k", k)  # (B, nh, S, hs), after rotary, repeated for GQA
-            capture.record(f"{self.name}.hook_v", v)  # (B, nh, S, hs)
+        if capture is not None:  # (hook_q/k/v were recorded in forward, before rotary and before repeating)
             capture.record(f"{self.name}.hook_attn_scores", scores)  # (B, nh, T, S), masked = -inf
             capture.record(f"{self.name}.hook_pattern", pattern)  # (B, nh, T, S)
         return pattern @ v  # (B, nh, T, hs)

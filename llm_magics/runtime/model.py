@@ -187,10 +187,14 @@ class Encoder(nn.Module):
         if token_type_ids is None:
             token_type_ids = torch.zeros_like(idx)
         positions = torch.arange(T, device=idx.device)  # (T,)
-        x = self.embed(idx) + self.pos_embed(positions) + self.token_type_embed(token_type_ids)  # (B, T, C)
-        x = self.ln_embed(x)
+        tok, pos, typ = self.embed(idx), self.pos_embed(positions), self.token_type_embed(token_type_ids)  # (B, T, C), (T, C), (B, T, C)
+        if capture is not None:  # each part on its own, before the embedding LayerNorm (as TransformerLens)
+            capture.record("hook_embed", tok)
+            capture.record("hook_pos_embed", pos[None].expand_as(tok))
+            capture.record("hook_token_type_embed", typ)
+        x = self.ln_embed(tok + pos + typ)  # (B, T, C)
         if capture is not None:
-            capture.record("hook_embed", x)
+            capture.record("embed.ln.hook_normalized", x)
         mask = padding_mask(attention_mask) if attention_mask is not None else None  # (B, 1, 1, T)
         for block in self.blocks:
             x = block(x, attn_mask=mask, capture=capture)  # (B, T, C)

@@ -34,8 +34,8 @@ def capture(text: str, model: str = "minilm", pair: str | None = None) -> dict:
     _, cache = lm.run_with_cache(text, pair) if encoder else lm.run_with_cache(text)
     n_layers = lm.config.n_layer
     attention = cache.patterns().float().numpy()  # (L, nh, T, T)
-    q = np.stack([cache[f"blocks.{layer}.attn.hook_q"].float().numpy() for layer in range(n_layers)])  # (L, nh, T, hs)
-    k = np.stack([cache[f"blocks.{layer}.attn.hook_k"].float().numpy() for layer in range(n_layers)])  # (L, nh, T, hs)
+    q = np.stack([_per_head(cache, layer, "q") for layer in range(n_layers)])  # (L, nh, T, hs)
+    k = np.stack([_per_head(cache, layer, "k") for layer in range(n_layers)])  # (L, nh, T, hs)
     types = list(getattr(cache, "token_type_ids", []) or [])
     b_start = types.index(1) if pair is not None and 1 in types else None
     return {
@@ -47,6 +47,19 @@ def capture(text: str, model: str = "minilm", pair: str | None = None) -> dict:
         "sentence_b_start": b_start,
         "model_name": lm.name,
     }
+
+
+def _per_head(cache, layer: int, which: str) -> np.ndarray:
+    """Queries or keys as the neuron view multiplies them: (nh, T, hs), after rotary, one per query head.
+
+    The capture records TransformerLens's layout (runtime/capture.py): ``hook_q`` (T, nh, hs) and
+    ``hook_k`` (T, nkv, hs) before rotary, ``hook_rot_q``/``hook_rot_k`` after it (rotary models).
+    """
+    name = f"blocks.{layer}.attn.hook_rot_{which}"
+    x = cache[name] if name in cache else cache[f"blocks.{layer}.attn.hook_{which}"]
+    x = x.float().numpy().transpose(1, 0, 2)  # (heads, T, hs)
+    n_head = cache[f"blocks.{layer}.attn.hook_pattern"].shape[0]
+    return np.repeat(x, n_head // x.shape[0], axis=0)  # kv heads expanded: query head h reads kv head h // group
 
 
 def attention_widget(text: str, model: str = "minilm", pair: str | None = None, **view):

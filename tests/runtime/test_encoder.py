@@ -57,3 +57,17 @@ def test_attention_patterns_match_transformers(minilm, hf_minilm):
         pattern = cache[f"blocks.{layer}.attn.hook_pattern"]
         assert pattern.shape == (12, T, T)
         torch.testing.assert_close(pattern, ref.attentions[layer][0], atol=1e-5, rtol=1e-4)
+
+
+def test_the_encoder_records_its_embedding_parts_before_the_layernorm(minilm):
+    _, cache = minilm.run_with_cache("The cat sat", "on the mat")
+    enc = minilm.module
+    T = len(cache.tokens)
+    for name in ("hook_embed", "hook_pos_embed", "hook_token_type_embed", "embed.ln.hook_normalized"):
+        assert cache[name].shape == (T, 384), name
+    torch.testing.assert_close(cache["hook_pos_embed"], enc.pos_embed.weight[:T])
+    types = cache["hook_token_type_embed"]
+    assert torch.equal(types[0], enc.token_type_embed.weight[0]) and torch.equal(types[-1], enc.token_type_embed.weight[1])  # A ... B
+    parts = cache["hook_embed"] + cache["hook_pos_embed"] + types
+    torch.testing.assert_close(enc.ln_embed(parts), cache["embed.ln.hook_normalized"])
+    torch.testing.assert_close(cache["embed.ln.hook_normalized"], cache["blocks.0.hook_resid_pre"])

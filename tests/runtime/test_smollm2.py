@@ -77,12 +77,34 @@ def test_capture_path_equals_fast_path(smollm):
     assert cache.tokens == smollm.tokenize(PROMPTS[0])
     for name in ("hook_embed", "blocks.0.hook_resid_pre", "blocks.29.hook_resid_post", "ln_final.hook_normalized"):
         assert cache[name].shape == (len(ids), 576)
-    assert cache["blocks.3.attn.hook_q"].shape == (9, len(ids), 64)
-    assert cache["blocks.3.attn.hook_k"].shape == (9, len(ids), 64)  # 3 kv heads repeated for the 9 queries
     assert cache.patterns().shape == (30, 9, len(ids), len(ids))
-    # q·kᵀ/√hs, softmaxed, is the pattern: the neuron view's arithmetic holds.
-    q, k = cache["blocks.3.attn.hook_q"], cache["blocks.3.attn.hook_k"]
-    scores = (q @ k.transpose(-2, -1)) / 8.0
+
+
+def test_capture_names_mean_what_transformerlens_means(smollm):
+    """hook_q/k/v: (pos, head, d_head) before rotary, kv heads not repeated; hook_rot_q/k after rotary;
+    pattern = softmax(rot_q · rot_kᵀ / √d_head), query head h reading kv head h // 3."""
+    from llm_magics.runtime.layers import apply_rotary
+
+    ids = smollm.encode(PROMPTS[1])
+    T = len(ids)
+    _, cache = smollm.run_with_cache(ids)
+    attn = smollm.module.blocks[3].attn
+    assert cache["blocks.3.attn.hook_q"].shape == (T, 9, 64)
+    assert cache["blocks.3.attn.hook_k"].shape == cache["blocks.3.attn.hook_v"].shape == (T, 3, 64)  # 3 kv heads
+    assert cache["blocks.3.attn.hook_rot_q"].shape == (T, 9, 64) and cache["blocks.3.attn.hook_rot_k"].shape == (T, 3, 64)
+    # hook_q = ln1(resid_pre) @ W_Q (+ b_Q), split into heads
+    normed = smollm.module.blocks[3].ln1(cache["blocks.3.hook_resid_pre"][None])[0]  # (T, C)
+    W = attn.qkv.weight.float()  # (9*64 + 2*3*64, C): W_Q, W_K, W_V stacked
+    q = (normed.float() @ W[: 9 * 64].T).view(T, 9, 64)
+    torch.testing.assert_close(cache["blocks.3.attn.hook_q"].float(), q, atol=1e-4, rtol=1e-4)
+    # hook_rot_q = rotary(hook_q)
+    cos, sin = smollm.module.rotary(0, T)
+    rot = apply_rotary(cache["blocks.3.attn.hook_q"].transpose(0, 1)[None], cos, sin)[0].transpose(0, 1)
+    torch.testing.assert_close(rot, cache["blocks.3.attn.hook_rot_q"], atol=1e-5, rtol=1e-4)
+    # pattern = softmax(rot_q · rot_kᵀ / √64), causal, each query head on its kv head
+    rq = cache["blocks.3.attn.hook_rot_q"].transpose(0, 1)  # (9, T, 64)
+    rk = cache["blocks.3.attn.hook_rot_k"].transpose(0, 1).repeat_interleave(3, dim=0)  # (9, T, 64)
+    scores = (rq @ rk.transpose(-2, -1)) / 8.0
     scores = scores.masked_fill(torch.ones_like(scores, dtype=torch.bool).triu(1), float("-inf"))
     torch.testing.assert_close(scores.softmax(-1), cache["blocks.3.attn.hook_pattern"], atol=1e-5, rtol=1e-4)
 
