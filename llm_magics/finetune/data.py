@@ -142,7 +142,7 @@ def clean(examples: list[Example], *, tokenizer=None, max_tokens: int | None = N
                 continue
         if lsh is not None:
             mh = MinHash(num_perm=128, seed=1)
-            for s in _shingles(ex.text):
+            for s in _shingles(ex.content_text):  # a system prompt every row shares would inflate similarity
                 mh.update(s.encode("utf-8"))
             if lsh.query(mh):
                 dropped.append((ex, "near duplicate"))

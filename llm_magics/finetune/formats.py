@@ -56,6 +56,11 @@ class Example:
         return [m for m in self.messages if m["role"] == "assistant"][-1]["content"]
 
     @property
+    def content_text(self) -> str:
+        """The user and assistant turns joined (no system prompt), for near-duplicate detection."""
+        return "\n".join(m["content"] for m in self.messages if m["role"] != "system")
+
+    @property
     def text(self) -> str:
         """All turns joined, for deduplication and statistics."""
         return "\n".join(m["content"] for m in self.messages)
