@@ -1,8 +1,9 @@
 """Settings: traitlets, so ``%config LLMMagics.model = "..."`` works in a notebook.
 
 Precedence, lowest first: the defaults below, ``[tool.llm_magics]`` in a ``pyproject.toml``
-in the working directory (next to the notebook), the conventional environment variables
-(``OPENAI_BASE_URL``, ``OPENAI_API_KEY``), then ``%config`` or attribute assignment.
+in the working directory (next to the notebook), then ``%config`` or attribute assignment.
+(The openai plugin falls back to ``$OPENAI_BASE_URL``/``$OPENAI_API_KEY`` itself, in one
+place: ``openai_compat/client.py``.)
 The same object serves scripts: ``llm_magics.config.settings()``.
 """
 
@@ -74,10 +75,8 @@ def use(instance: LLMMagics | None) -> None:
 
 
 def apply_environment(s: LLMMagics) -> None:
-    if not s.openai_base_url and os.environ.get("OPENAI_BASE_URL"):
-        s.openai_base_url = os.environ["OPENAI_BASE_URL"]
-    if not s.openai_api_key and os.environ.get("OPENAI_API_KEY"):
-        s.openai_api_key = os.environ["OPENAI_API_KEY"]
+    """Kept for callers; the only environment variables are the openai plugin's, read by it
+    when it connects (``openai_compat.client.Connection.from_options``), not copied here."""
 
 
 def apply_pyproject(s: LLMMagics, directory: str | Path | None = None) -> dict:

@@ -3,7 +3,8 @@
 ``--model openai:MODEL`` (``openai`` alone uses the server's first model) and
 ``--embedder openai`` talk to OpenAI, llama.cpp's server, vLLM, Ollama and the like. The
 base URL and API key come from ``%config LLMMagics.openai_base_url`` and
-``openai_api_key``, falling back to ``$OPENAI_BASE_URL`` and ``$OPENAI_API_KEY``; the key
+``openai_api_key``, falling back to ``$OPENAI_BASE_URL`` and ``$OPENAI_API_KEY``, which are
+read in one place (``client.Connection.from_options``, when a connection is made); the key
 is never printed or stored.
 
 - ``backend.py``: ``OpenAIBackend`` (chat completions, streaming, token counts)
