@@ -129,12 +129,7 @@ def ours_index(name: str, docs: Path, cfg: dict, embedder):
 
 
 def ours_search(index, question: str, cfg: dict, budget: int, count) -> list:
-    from llm_magics.ingest import retrieval
-    from llm_magics.ingest.index import _public
-
-    settings = retrieval.RetrievalSettings(mode=cfg["mode"], expand=cfg["expand"], budget=budget)
-    hits = retrieval.search(index, question, 4, None, settings, count)
-    return [type(h)(h.text, h.score, _public(h.metadata), h.id) for h in hits]
+    return index.search(question, mode=cfg["mode"], expand=cfg["expand"], budget=budget, count_tokens=count)
 
 
 def langchain_embeddings(embedder):

@@ -136,21 +136,39 @@ class Index:
 
     # -- query -----------------------------------------------------------------
 
-    def search(self, query: str, k: int | None = None, where: dict | None = None) -> list[Hit]:
-        """The ``k`` chunks most similar to ``query`` (cosine), best first.
+    def search(
+        self,
+        query: str,
+        k: int | None = None,
+        where: dict | None = None,
+        *,
+        mode: str | None = None,
+        expand: int | None = None,
+        budget: int | None = None,
+        count_tokens=None,
+    ) -> list[Hit]:
+        """The chunks that best match ``query``, best first (see ``ingest/retrieval.py``).
 
-        Each ``Hit`` has ``.text``, ``.score`` and ``.metadata`` (``source`` as given,
-        ``page`` for PDFs, ``start_index``, ...). ``where`` filters on metadata in
-        Chroma's syntax, e.g. ``{"source": "guide.pdf"}``.
+        Each ``Hit`` has ``.text``, ``.score`` (cosine) and ``.metadata`` (``source`` as
+        given, ``page`` for PDFs, ``start_index``, ...). ``where`` filters on metadata in
+        Chroma's syntax, e.g. ``{"source": "guide.pdf"}``. ``mode`` is ``"hybrid"`` (BM25
+        and embeddings fused by reciprocal rank) or ``"dense"``; ``expand`` widens each
+        match to that many neighbouring chunks each side; with ``budget`` and
+        ``count_tokens(text)``, hits fill ``budget`` tokens instead of being ``k``.
+        Defaults: ``LLMMagics.retrieval``, ``.expand`` and ``.k``.
         """
-        k = k or config.settings().k
+        from . import retrieval
+
+        s = config.settings()
+        k = k or s.k
         if self.store.count() == 0:
             raise UsageError(f"Collection {self.collection!r} is empty. Add documents first: %ingest PATH --collection {self.collection}")
-        vector = self.embedder.embed_query(query)
-        self._check_dimension(vector.reshape(1, -1))
-        hidden = self.manifest.hidden_versions()
-        flt = _and(where, {VERSION: {"$nin": hidden}} if hidden else None)
-        return [Hit(h.text, h.score, _public(h.metadata), h.id) for h in self.store.query(vector, k, flt)]
+        mode = mode or getattr(s, "retrieval", "hybrid")
+        if mode not in ("hybrid", "dense"):
+            raise UsageError(f"Retrieval mode must be hybrid or dense, not {mode!r}.")
+        settings = retrieval.RetrievalSettings(mode=mode, expand=getattr(s, "expand", 0) if expand is None else int(expand), budget=budget if count_tokens is not None else None)
+        hits = retrieval.search(self, query, k, where, settings, count_tokens)
+        return [Hit(h.text, h.score, _public(h.metadata), h.id) for h in hits]
 
     def _hidden_versions(self) -> list[str]:  # kept for retrieval.py
         return self.manifest.hidden_versions()
@@ -192,6 +210,9 @@ class Index:
 
     def drop(self) -> None:
         """Delete the whole collection."""
+        from . import retrieval
+
+        retrieval.forget(self.store)
         self.store.drop()
         self._checked = False
 

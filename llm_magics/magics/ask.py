@@ -95,7 +95,8 @@ class AskMagics(Magics):
     @argument("question", nargs="*", help="For %ask: the question (for %%ask it is the cell body).")
     @argument("--collection", "-c", help="Collection to search (default: LLMMagics.collection).")
     @argument("--index", help="Name of an Index object in the namespace to search instead of --collection.")
-    @argument("--k", "-k", type=int, help="How many chunks to retrieve (default: LLMMagics.k).")
+    @argument("--k", "-k", type=int, help="Retrieve exactly this many chunks (default: fill --budget).")
+    @argument("--budget", type=int, help="Tokens of retrieved context to hand the model (default: LLMMagics.context_budget).")
     @argument("--chain-type", help="stuff, refine, map_reduce or map_rerank (default: LLMMagics.chain_type).")
     @argument("--model", "-m", help="Model: a registered name, a local path, or BACKEND:MODEL.")
     @argument("--temperature", "-t", type=float, help="Sampling temperature; 0 is greedy.")
@@ -163,7 +164,7 @@ class AskMagics(Magics):
 
             question = render_string(question, self.shell.user_ns, what="question")
         options = dict(
-            model=args.model, temperature=args.temperature, max_tokens=args.max_tokens, format=args.format,
+            model=args.model, temperature=args.temperature, max_tokens=args.max_tokens, format=args.format, budget=args.budget,
             schema=self._lookup(args.schema, "--schema") if args.schema else None,
         )
         stream = StreamDisplay()

@@ -46,18 +46,29 @@ def open_index(collection: str | None = None):
     return Index(collection=collection or config.settings().collection)
 
 
-def retrieve(question: str, index=None, *, collection: str | None = None, k: int | None = None, callbacks=None) -> list[Hit]:
-    """The top ``k`` hits for ``question`` (best first), with retriever callbacks."""
+def retrieve(question: str, index=None, *, collection: str | None = None, k: int | None = None, callbacks=None, budget: int | None = None, count_tokens=None) -> list[Hit]:
+    """The hits for ``question`` (best first), with retriever callbacks.
+
+    With ``budget`` tokens and a ``count_tokens`` function (and no ``k``), an ``Index``
+    hands on chunks until the budget is full; otherwise the top ``k``.
+    """
     from .. import config
+    from ..ingest.index import Index
     from .callbacks import CallbackManager
 
+    by_budget = k is None and budget and count_tokens is not None
     k = config.settings().k if k is None else k
     if k < 1:
         raise UsageError(f"--k must be at least 1, got {k}.")
+    if budget is not None and budget < 1:
+        raise UsageError(f"--budget must be at least 1 token, got {budget}.")
     index = index if index is not None else open_index(collection)
     manager = callbacks or CallbackManager()
     manager.on_retriever_start(query=question, k=k)
-    hits = list(index.search(question, k))
+    if by_budget and isinstance(index, Index):
+        hits = list(index.search(question, k, budget=budget, count_tokens=count_tokens))
+    else:
+        hits = list(index.search(question, k))
     manager.on_retriever_end(query=question, hits=hits)
     return hits
 
@@ -78,6 +89,7 @@ class Run:
     history: list  # the conversation's earlier messages
     instructions: str  # the output parser's format instructions
     start: float  # time.perf_counter() at the start
+    budget: int | None = None  # context tokens retrieval fills (None: k chunks)
 
 
 def ask(
@@ -97,10 +109,14 @@ def ask(
     stream_to: Callable[[str], None] | None = None,
     session: str | None = None,
     hits: list[Hit] | None = None,
+    budget: int | None = None,
     samples: int = 1,
 ) -> Answer:
     """Answer ``question`` from the documents in ``index`` (or ``collection``).
 
+    Without ``k``, retrieval fills ``budget`` tokens of context (default
+    ``LLMMagics.context_budget``, counted by the model's tokenizer); ``k`` asks for
+    exactly that many chunks instead.
     ``memory``: the session's conversation memory by default, None for none, or a
     ``memory.Memory``. ``retrieval=False`` asks the model alone. ``hits`` skips retrieval
     (``--compare`` reuses one retrieval). ``stream_to(piece)`` receives the answer as it
@@ -146,7 +162,8 @@ def ask(
     mem = current().memory(Session.key(session, collection)) if memory is DEFAULT else memory
     answer = Answer(question=question, answer="", chain_type=chain.name if chain else None, model=backend.model_id, extras={"format": parser.name})
     run = Run(question, index, collection, k, chain, llm, manager, s, answer,
-              history=mem.messages(llm) if mem is not None else [], instructions=parser.instructions(), start=start)  # fmt: skip
+              history=mem.messages(llm) if mem is not None else [], instructions=parser.instructions(), start=start,
+              budget=None if k is not None else (budget if budget is not None else (getattr(s, "context_budget", 0) or None)))  # fmt: skip
     manager.on_chain_start(name=f"ask:{answer.chain_type or 'llm'}", inputs={"question": question, "collection": collection, "k": k})
     try:
         result = _answer(run, hits)
@@ -180,11 +197,11 @@ def _answer(run: Run, hits: list[Hit] | None) -> ChainResult | None:
         user = question + (f"\n{instructions}" if instructions else "")
         return ChainResult(llm.generate(user, step="llm", history=history, final=True), [])
     if hits is None:
-        hits = retrieve(question, index, collection=collection, k=k, callbacks=manager)
+        hits = retrieve(question, index, collection=collection, k=k, callbacks=manager, budget=run.budget, count_tokens=llm.count_tokens)
         last = next((m["content"] for m in reversed(history) if m["role"] == "user"), "")
         if last:  # maybe a follow-up ("when is that given?"): also search with the last question
             query = f"{last} {question}"
-            expanded = retrieve(query, index, collection=collection, k=k, callbacks=manager)
+            expanded = retrieve(query, index, collection=collection, k=k, callbacks=manager, budget=run.budget, count_tokens=llm.count_tokens)
             if _best(expanded) > _best(hits) + FOLLOW_UP_MARGIN:
                 hits = expanded
                 answer.extras["retrieval_query"] = query

@@ -125,3 +125,20 @@ def test_rrf_rewards_agreement():
     assert {i for i, _ in fused[:2]} == {"b", "c"}  # found by both rankings
     assert fused[0][1] == pytest.approx(1 / (60 + 3) + 1 / (60 + 1))
     assert {i for i, _ in fused} == {"a", "b", "c", "x"}
+
+
+def test_index_search_uses_the_settings_and_takes_options(topic_index):
+    from llm_magics import UsageError, config
+
+    index, _ = topic_index
+    query = "How long does QX_RELAXED_WALK make the connection wait on a busy lock?"
+    s = config.settings()
+    assert (s.retrieval, s.expand, s.context_budget) == ("hybrid", 1, 1000)  # the defaults
+    packed = index.search(query, budget=30, count_tokens=words)
+    assert sum(words(h.text) + retrieval.PER_HIT_TOKENS for h in packed) <= 30
+    assert all(not k.startswith("_") for h in packed for k in h.metadata)  # private metadata stays inside
+    dense = index.search(query, 3, mode="dense", expand=0)
+    assert rank_of(dense, "QX_RELAXED_WALK") is None and len(dense) == 3
+    assert rank_of(index.search(query, 3, expand=0), "QX_RELAXED_WALK") is not None
+    with pytest.raises(UsageError, match="hybrid or dense"):
+        index.search(query, mode="sparse")
