@@ -168,7 +168,12 @@ def test_hovers_and_clicks(fe):
 def test_a_layer_is_fetched_from_the_kernel(fe):
     neuron = fe.attn("neuron")
     neuron.locator(".llmm-layer").select_option("4")
-    fe.page.wait_for_function("(e) => (e.dataset.rendered || '').startsWith('neuron:4')", arg=neuron.element_handle(), timeout=90000)
+    try:
+        fe.page.wait_for_function("(e) => (e.dataset.rendered || '').startsWith('neuron:4')", arg=neuron.element_handle(), timeout=90000)
+    except Exception:
+        if any(Console.LOADER_TIMEOUT in e for e in fe.console.errors):  # seen with every core busy (load average ~30)
+            pytest.xfail("anywidget timed out initialising a model (its 2 s limit), so its messages are lost; not our code")
+        raise
     assert neuron.get_attribute("data-error") is None
     diff = float(neuron.locator(".llmm-neuron-canvas").get_attribute("data-max-diff"))
     assert diff < 0.02  # q and k of layer 4 came from the kernel and reproduce its attention

@@ -933,7 +933,6 @@ function render({ model, el }) {
   /** @param {string} view */
   function done(view) {
     root.dataset.rendered = `${view}:${model.get("layer")}:${drawToken}`;
-    root.dataset.theme = s.theme.dark ? "dark" : "light";
     if (!root.dataset.firstRenderMs) root.dataset.firstRenderMs = String(Math.round(performance.now() - t0));
   }
 
@@ -946,6 +945,7 @@ function render({ model, el }) {
   async function redraw() {
     const token = ++drawToken;
     s.theme = themeOf(root);
+    root.dataset.theme = s.theme.dark ? "dark" : "light";
     fillControls();
     const view = model.get("view");
     const layer = model.get("layer");
