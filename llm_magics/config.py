@@ -13,7 +13,7 @@ import os
 import threading
 from pathlib import Path
 
-from traitlets import Bool, Float, Int, List, Unicode
+from traitlets import Bool, Dict, Float, Int, List, Unicode
 from traitlets.config import Configurable
 
 from .errors import UsageError
@@ -26,6 +26,7 @@ class LLMMagics(Configurable):
     embedder = Unicode("all-minilm-l6-v2", help="Default embedder: a registered embedder name or a local model path.").tag(config=True)
     store = Unicode("chroma", help="Default vector store plugin (chroma, memory, or one a plugin adds).").tag(config=True)
     store_path = Unicode(".llm_magics/store", help="Folder for persistent vector stores, relative to the working directory.").tag(config=True)
+    store_options = Dict(help='Options of the default store, e.g. {"url": "http://127.0.0.1:8000"} for a Chroma server (used when no store is named).').tag(config=True)
     collection = Unicode("default", help="Collection used when --collection is not given.").tag(config=True)
     splitter = Unicode("markdown", help="Default splitter: markdown (header-aware, also fine for plain text), recursive, character or token.").tag(config=True)
     chunk_size = Int(400, help="Default chunk size in characters (in tokens for the token splitter).").tag(config=True)

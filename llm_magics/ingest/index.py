@@ -34,11 +34,12 @@ class Index:
 
     ``Index()`` opens (or creates) the configured collection; ``collection``, ``store``
     (a name or a ``VectorStore``), ``embedder`` (a name or an ``Embedder``) and ``path``
-    (folder of a persistent store) override the settings. An existing collection keeps
-    the embedder it was built with; naming a different one is an error.
+    (folder of a persistent store) override the settings; ``store_options`` go to the
+    store (e.g. ``{"url": "http://127.0.0.1:8000"}`` for a Chroma server). An existing
+    collection keeps the embedder it was built with; naming a different one is an error.
     """
 
-    def __init__(self, collection: str | None = None, store: "str | VectorStore | None" = None, embedder: "str | Embedder | None" = None, path: str | None = None):
+    def __init__(self, collection: str | None = None, store: "str | VectorStore | None" = None, embedder: "str | Embedder | None" = None, path: str | None = None, store_options: dict | None = None):
         from .stores import VectorStore, get_store_class
 
         s = config.settings()
@@ -49,7 +50,9 @@ class Index:
             self.collection = collection or s.collection
             cls = get_store_class(store)
             name = embedder if isinstance(embedder, str) else getattr(embedder, "name", None)
-            self.store = cls(self.collection, path=path, embedder=name)
+            if store_options is None and store is None:
+                store_options = dict(s.store_options)  # the default store's own settings
+            self.store = cls(self.collection, path=path, embedder=name, **(store_options or {}))
         self._embedder = embedder if embedder is not None and not isinstance(embedder, str) else None
         self._embedder_name = embedder if isinstance(embedder, str) else getattr(embedder, "name", None)
         self._checked = False
@@ -207,6 +210,14 @@ class Index:
             "chunks": self.store.count(),
             "unfinished": sum(1 for e in manifest.values() if not Manifest.settled(e)),
         }
+
+    def copy_to(self, store: "str | VectorStore", store_options: dict | None = None, collection: str | None = None, *, progress: bool | None = None) -> "Index":
+        """Copy this collection (vectors, texts, metadata, ids and manifest; nothing is
+        re-embedded) into another store, e.g. ``copy_to("chroma", {"url": "http://127.0.0.1:8000"})``.
+        Safe to re-run or interrupt (see transfer.py); returns the target ``Index``."""
+        from .transfer import copy_index
+
+        return copy_index(self, store, store_options, collection, progress=progress)
 
     def drop(self) -> None:
         """Delete the whole collection."""

@@ -8,17 +8,17 @@ from IPython.core.magic import Magics, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.display import display
 
-from .. import errors
+from .. import config, errors
 from ._util import bind, split_words, user_errors
 
 
-def parse_options(pairs: list[str] | None) -> dict:
+def parse_options(pairs: list[str] | None, flag: str = "--option", example: str = "rows_per_document=10") -> dict:
     """``["query=SELECT 1", "rows_per_document=10"]`` -> dict; values are JSON when they parse."""
     out = {}
     for pair in pairs or []:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
-            raise errors.UsageError(f"--option wants KEY=VALUE, got {pair!r}. Example: --option rows_per_document=10")
+            raise errors.UsageError(f"{flag} wants KEY=VALUE, got {pair!r}. Example: {flag} {example}")
         try:
             out[key.strip().replace("-", "_")] = json.loads(value)
         except json.JSONDecodeError:
@@ -38,6 +38,8 @@ class IngestMagics(Magics):
     @argument("--glob", help="Only files matching this pattern inside folders, e.g. '*.md' or '**/*.pdf'.")
     @argument("--recursive", "-r", action="store_true", help="Walk sub-folders too.")
     @argument("--store", help="Vector store: chroma (default, persistent) or memory.")
+    @argument("--store-option", action="append", metavar="KEY=VALUE", help="Store option, repeatable (JSON values parse): url=http://127.0.0.1:8000 for a Chroma server, token=..., ef_search=200.")
+    @argument("--copy-to", metavar="STORE", help="Copy the collection (vectors, texts, ids, manifest; no re-embedding) to STORE, configured by --store-option; e.g. --copy-to chroma --store-option url=http://127.0.0.1:8000.")
     @argument("--embedder", help="Embedder name (default: the embedder setting, or the one the collection was built with).")
     @argument("--query", help="SQL query for a database URL source (shorthand for --option query=...).")
     @argument("--option", action="append", metavar="KEY=VALUE", help="Loader option, repeatable: rows_per_document=10, text_field=body, password=...")
@@ -58,6 +60,8 @@ class IngestMagics(Magics):
             %ingest --delete report.pdf --collection papers
             %ingest --stats
             %ingest inbox/ --redact          # personal data masked before embedding
+            %ingest docs/ --store-option url=http://127.0.0.1:8000   # a Chroma server
+            %ingest --copy-to chroma --store-option url=http://127.0.0.1:8000
 
         Re-running is safe: unchanged files are skipped, changed ones replace their
         chunks. Unreadable files are skipped with a reason in the summary.
@@ -69,9 +73,25 @@ class IngestMagics(Magics):
         options = parse_options(args.option)
         if args.query:
             options["query"] = args.query
-        if not args.sources and not args.delete and not args.stats:
+        store_options = parse_options(args.store_option, "--store-option", "url=http://127.0.0.1:8000")
+        copy_to = getattr(args, "copy_to", None)
+        if not args.sources and not args.delete and not args.stats and not copy_to:
             raise errors.UsageError("Name what to ingest: %ingest PATH [PATH ...] (files, folders, globs or sqlite:///file.db). See %ingest?")
-        index = Index(collection=args.collection, store=args.store, embedder=args.embedder)
+        if copy_to:  # the --store-option values describe the target; the origin is --store (default: the embedded one)
+            if args.sources or args.delete:
+                raise errors.UsageError("--copy-to copies a whole collection: run it on its own, e.g. %ingest --copy-to chroma --store-option url=http://127.0.0.1:8000")
+            origin = Index(collection=args.collection, store=args.store, embedder=args.embedder)
+            index = origin.copy_to(copy_to, store_options=store_options)
+            c = index.last_copy
+            where = f" at {index.store.path}" if index.store.path else ""
+            print(f"Copied {c['sources']} sources ({c['chunks']} chunks) of {origin.collection!r} to {index.store.name}{where}; {c['unchanged']} already there.")
+            if store_options and copy_to == config.settings().store:
+                print(f"Point %%ask and %ingest at it: %config LLMMagics.store_options = {json.dumps(store_options)}")
+            if args.stats:
+                print("  ".join(f"{k}={v}" for k, v in index.stats().items() if v is not None))
+            bind(self.shell, args.output, index)
+            return index
+        index = Index(collection=args.collection, store=args.store, embedder=args.embedder, store_options=store_options)
         for source in args.delete or []:
             removed = index.delete(source)
             print(f"Removed {source} ({removed} chunks) from {index.collection!r}.")

@@ -1,4 +1,5 @@
-"""``chroma``: embedded, persistent Chroma under the ``store_path`` setting (the default store).
+"""``chroma``: embedded, persistent Chroma under the ``store_path`` setting (the default store),
+or a Chroma server (``chroma run``) with the ``url`` (or ``host``/``port``) option.
 
 Vectors always come from our embedder and are passed explicitly, so chromadb's default
 embedding function (which downloads a model, and fails offline) is never used. The
@@ -10,6 +11,14 @@ HNSW is set explicitly rather than left to chromadb's defaults: cosine space (th
 is l2), ``ef_construction`` 200 and ``ef_search`` 128 (defaults 100 and 100), for recall
 close to exact search. The manifest lives next to Chroma's files in a small SQLite
 table, so each entry is written atomically.
+
+Client/server: ``store_options={"url": "http://127.0.0.1:8000"}`` (``--store-option url=...``)
+talks to a server through chromadb's ``HttpClient``; ``headers`` and ``token`` (sent as
+``X-Chroma-Token``) go with every request, for a server or proxy that checks them (the
+open-source ``chroma run`` of chromadb 1.x checks none: its Rust frontend has no auth
+provider). The manifest then lives on the server too, one record per source in the
+``llm_magics_manifest`` collection (a single upsert per entry, so still atomic), so every
+client sees the same manifest and the crash-safety protocol holds across machines.
 """
 
 from __future__ import annotations
@@ -24,6 +33,8 @@ from typing import Sequence
 
 from pydantic import Field
 
+from ...errors import UsageError
+
 from ..documents import Hit
 from ...extension import Options
 from ...hookspecs import hookimpl
@@ -31,6 +42,8 @@ from .base import VectorStore, Where, check_collection_name
 
 INFO_PREFIX = "llm_magics:"
 MANIFEST_FILE = "llm_magics_manifest.sqlite3"
+#: On a server: the collection holding every collection's manifest entries.
+MANIFEST_COLLECTION = "llm_magics_manifest"
 #: Collection metadata key holding the user's own name when Chroma's differs (see chroma_name).
 NAME_KEY = "name"
 
@@ -111,14 +124,45 @@ def client(path: str):
         return _clients[path]
 
 
+def http_client(url: str, headers: dict[str, str] | None = None):
+    """One ``HttpClient`` per server URL and headers; an unreachable server is a UsageError."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UsageError(f"Bad Chroma server url {url!r}: use http://HOST:PORT, e.g. --store-option url=http://127.0.0.1:8000")
+    cache_key = json.dumps([url, sorted((headers or {}).items())])
+    with _lock:
+        if cache_key not in _clients:
+            import chromadb
+            from chromadb.config import Settings
+
+            port = parts.port or (443 if parts.scheme == "https" else 8000)
+            try:
+                _clients[cache_key] = chromadb.HttpClient(
+                    host=parts.hostname, port=port, ssl=parts.scheme == "https", headers=dict(headers or {}), settings=Settings(anonymized_telemetry=False)
+                )
+            except Exception as e:  # noqa: BLE001 - chromadb raises ValueError/ConnectError/...: all mean "not there"
+                raise UsageError(
+                    f"Cannot reach a Chroma server at {url} ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}). "
+                    "Start one with `chroma run --path DIR --host 127.0.0.1 --port PORT`, or fix --store-option url=http://HOST:PORT."
+                ) from None
+        return _clients[cache_key]
+
+
 class ChromaOptions(Options):
+    url: str | None = Field(None, description="A Chroma server (`chroma run`) instead of the embedded store, e.g. http://127.0.0.1:8000.")
+    host: str | None = Field(None, description="Server host (instead of url; with port).")
+    port: int | None = Field(None, ge=1, le=65535, description="Server port (instead of url; default 8000).")
+    headers: dict[str, str] | None = Field(None, description="HTTP headers sent with every request to the server (e.g. for an auth proxy).")
+    token: str | None = Field(None, description="Auth token sent to the server as the X-Chroma-Token header.")
     ef_search: int = Field(128, ge=10, description="HNSW candidates examined per query (higher: better recall, slower).")
     ef_construction: int = Field(200, ge=10, description="HNSW candidates examined while building the graph.")
     max_neighbors: int = Field(16, ge=4, description="HNSW links per node (M).")
 
 
 class ChromaStore(VectorStore):
-    """Embedded, persistent Chroma (cosine HNSW) under the store_path setting."""
+    """Persistent Chroma (cosine HNSW): embedded under the store_path setting, or a server (url option)."""
 
     name = "chroma"
     persistent = True
@@ -129,10 +173,19 @@ class ChromaStore(VectorStore):
 
         super().__init__(check_collection_name(collection), path, embedder or config.settings().embedder, **options)
         self.chroma_name = chroma_name(self.collection)  # what Chroma calls it (the manifest keeps the user's name)
+        o = self.options
+        self.url = o.url or (f"http://{o.host or '127.0.0.1'}:{o.port or 8000}" if o.host or o.port else None)
+        self._collection = None
+        self._manifest_col = None
+        self._db_lock = threading.Lock()
+        if self.url:
+            headers = {**(o.headers or {}), **({"X-Chroma-Token": o.token} if o.token else {})}
+            self.path = self.url.rstrip("/")  # where the data lives (also keys per-store caches)
+            self._client = http_client(self.url, headers)
+            self._db = None
+            return
         self.path = os.path.abspath(path or config.settings().store_path)
         self._client = client(self.path)
-        self._collection = None
-        self._db_lock = threading.Lock()
         self._db = sqlite3.connect(os.path.join(self.path, MANIFEST_FILE), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")  # each write still atomic; WAL keeps it safe against crashes
@@ -213,12 +266,31 @@ class ChromaStore(VectorStore):
         meta.update({INFO_PREFIX + k: v for k, v in info.items()})
         self.col.modify(metadata=meta)
 
+    @property
+    def manifest_col(self):
+        """The server's manifest collection: id ``collection/key`` (names have no "/"), the entry as the document."""
+        if self._manifest_col is None:
+            self._manifest_col = self._client.get_or_create_collection(
+                MANIFEST_COLLECTION, embedding_function=embedding_function_class()(self.embedder_name)
+            )
+        return self._manifest_col
+
     def manifest(self) -> dict[str, dict]:
+        if self._db is None:
+            res = self.manifest_col.get(where={"collection": self.collection}, include=["documents", "metadatas"])
+            return {m["key"]: json.loads(d) for d, m in zip(res["documents"], res["metadatas"])}
         with self._db_lock:
             rows = self._db.execute("SELECT key, entry FROM manifest WHERE collection = ?", (self.collection,)).fetchall()
         return {k: json.loads(e) for k, e in rows}
 
     def set_manifest(self, key: str, entry: dict | None) -> None:
+        if self._db is None:
+            id_ = f"{self.collection}/{key}"
+            if entry is None:
+                self.manifest_col.delete(ids=[id_])
+            else:  # one record per entry: a single upsert, atomic on the server
+                self.manifest_col.upsert(ids=[id_], embeddings=[[1.0]], documents=[json.dumps(entry)], metadatas=[{"collection": self.collection, "key": key}])
+            return
         with self._db_lock:
             if entry is None:
                 self._db.execute("DELETE FROM manifest WHERE collection = ? AND key = ?", (self.collection, key))
@@ -234,6 +306,9 @@ class ChromaStore(VectorStore):
         except Exception:  # noqa: BLE001 - already gone
             pass
         self._collection = None
+        if self._db is None:
+            self.manifest_col.delete(where={"collection": self.collection})
+            return
         with self._db_lock:
             self._db.execute("DELETE FROM manifest WHERE collection = ?", (self.collection,))
 
@@ -243,8 +318,9 @@ class ChromaStore(VectorStore):
         return dict(config.get("hnsw") or {})
 
     def close(self) -> None:
-        with self._db_lock:
-            self._db.close()
+        if self._db is not None:
+            with self._db_lock:
+                self._db.close()
 
 
 def _clean(meta: dict) -> dict:
