@@ -15,6 +15,7 @@ MAGICS = (
     ("llm_magics.magics.chain", "ChainMagics"),
     ("llm_magics.magics.attnviz", "AttnvizMagics"),
     ("llm_magics.magics.agent", "AgentMagics"),
+    ("llm_magics.magics.finetune", "FinetuneMagics"),
 )
 
 
@@ -25,16 +26,22 @@ def magic_classes():
 
 def register_magics(shell) -> list:
     """Instantiate and register every Magics class on ``shell``; returns the instances."""
+    from . import transforms
+
     instances = []
     for cls in magic_classes():
         instance = cls(shell)
         shell.register_magics(instance)
         instances.append(instance)
+    transforms.install(shell)  # a one-line %ask may end with "?"
     return instances
 
 
 def unregister_magics(shell, instances) -> None:
     """Remove what ``register_magics`` added."""
+    from . import transforms
+
+    transforms.uninstall(shell)
     manager = shell.magics_manager
     for instance in instances:
         for kind, names in instance.magics.items():

@@ -11,6 +11,8 @@ browser asks, through custom messages::
     browser -> {"type": "get_qk", "request_id": 8, "layer": 3}
     Python  -> {"type": "qk", "request_id": 8, "layer": 3, "shape": [2, H, T, d_head],
                 "encoding": "float16"}       + one buffer
+    browser -> {"type": "ping", "request_id": 0}   (at start: is a kernel answering?)
+    Python  -> {"type": "pong", "request_id": 0}
     on a bad request -> {"type": "error", "request_id": ..., "message": "..."}
 """
 
@@ -110,6 +112,8 @@ class AttentionData:
         request_id = content.get("request_id")
         kind = content.get("type")
         try:
+            if kind == "ping":  # the browser asks whether a kernel is there to answer
+                return {"type": "pong", "request_id": request_id}, []
             if kind == "get_layer":
                 layer = self.check_layer(content.get("layer"))
                 n_heads, n_tokens = self.attention.shape[1:3]

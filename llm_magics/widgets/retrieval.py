@@ -49,6 +49,20 @@ def _jsonable(d: dict) -> dict:
     return {str(k): (v if isinstance(v, (int, float, str, bool)) or v is None else str(v)) for k, v in d.items()}
 
 
+#: Entries of ``Answer.timings`` that are counts or rates, not seconds (the timing callback
+#: counts model calls and generated tokens beside its clocks).
+_COUNT_SUFFIXES = ("calls", "tokens", "count", "_n", "_per_s")
+
+
+def split_timings(timings: dict) -> tuple[dict, dict]:
+    """``Answer.timings`` -> (seconds, counts): ``llm_calls`` and ``completion_tokens`` are not durations."""
+    seconds, counts = {}, {}
+    for key, value in _jsonable(timings).items():
+        is_count = key.endswith(_COUNT_SUFFIXES) or isinstance(value, bool) or not isinstance(value, (int, float))
+        (counts if is_count else seconds)[key] = value
+    return seconds, counts
+
+
 class RetrievalWidget(anywidget.AnyWidget):
     """The retrieved chunks with scores, sources and pages; the final prompt; citations;
     timings and token counts. Clicking a chunk shows its full text inside the prompt.
@@ -70,7 +84,8 @@ class RetrievalWidget(anywidget.AnyWidget):
     dropped = t.List(t.Dict()).tag(sync=True)
     prompts = t.List(t.Dict()).tag(sync=True)
     citations = t.List(t.Dict()).tag(sync=True)  # {"number", "start", "end"}: "[n]" marks in the answer
-    timings = t.Dict().tag(sync=True)
+    timings = t.Dict().tag(sync=True)  # seconds only
+    counts = t.Dict().tag(sync=True)  # counts and rates that came with the timings (llm_calls, completion_tokens, tokens_per_s)
     usage = t.Dict().tag(sync=True)
     chunk = t.Int(-1).tag(sync=True)  # index into sources of the chunk shown in full
 
@@ -88,6 +103,7 @@ class RetrievalWidget(anywidget.AnyWidget):
             "finish_reason": _get(usage, "finish_reason", None),
             **{k: v for k, v in (_get(usage, "extra", None) or {}).items() if isinstance(v, (int, float, str))},
         } if usage is not None else {}
+        seconds, counts = split_timings(dict(_get(answer, "timings", None) or {}))
         super().__init__(
             question=str(_get(answer, "question", "") or ""),
             answer=text,
@@ -99,7 +115,8 @@ class RetrievalWidget(anywidget.AnyWidget):
             dropped=[_source(s, 0) for s in _get(answer, "dropped", None) or []],
             prompts=[_prompt(p) for p in _get(answer, "prompts", None) or []],
             citations=citations,
-            timings=_jsonable(dict(_get(answer, "timings", None) or {})),
+            timings=seconds,
+            counts=counts,
             usage=_jsonable(usage_dict),
             chunk=chunk,
         )

@@ -66,13 +66,15 @@ def test_model_view_click_opens_the_matrix(harness):
 def test_matrix_view_tooltip_and_causal_mask(harness):
     w, att = _qk_widget(view="matrix", layer=2, heads=[3])
     harness.mount(w)
-    margin, px = 90, 24  # 8 tokens: 24 px cells with labels
-    harness.hover_canvas(".llmm-matrix-canvas", margin + 1 * px + 12, margin + 6 * px + 12)
+    g = harness.geometry(".llmm-matrix-canvas")
+    margin, px = g["margin"], g["px"]
+    assert px >= 48  # 8 tokens fill the box: big cells, with labels
+    harness.hover_canvas(".llmm-matrix-canvas", margin + 1.5 * px, margin + 6.5 * px)
     tip = harness.text(".llmm-tooltip")
     assert tip.startswith("“w6” #6 → “w1” #1:")
     assert abs(float(tip.rsplit(":", 1)[1]) - att[2, 3, 6, 1]) < 0.01
-    assert harness.pixel(".llmm-matrix-canvas", margin + 6 * px + 12, margin + 1 * px + 12)[:3] == [232, 232, 232]  # masked
-    harness.hover_canvas(".llmm-matrix-canvas", margin + 6 * px + 12, margin + 1 * px + 12)
+    assert harness.pixel(".llmm-matrix-canvas", margin + 6.5 * px, margin + 1.5 * px)[:3] == [232, 232, 232]  # masked
+    harness.hover_canvas(".llmm-matrix-canvas", margin + 6.5 * px, margin + 1.5 * px)
     assert "causal mask" in harness.text(".llmm-tooltip")
 
 
@@ -112,23 +114,19 @@ def test_layers_not_sent_are_fetched_with_messages(harness):
     assert all(url.startswith(("about:", "blob:", "data:")) for url in harness.network), harness.network  # offline: no CDN
 
 
-def test_512_tokens_render_under_two_seconds(harness):
+def test_512_tokens_render_in_every_view(harness):
+    """512 tokens × 12 heads draw in each view (how fast is bench/bench_widget.py's job, as ratios)."""
     att = random_attention(12, 12, 512, causal=True, sharp=4.0)
     w = AttentionWidget(att, [f"t{i}" for i in range(512)], top_k=3)
-    started = time.perf_counter()
-    render_ms = harness.mount(w)
-    wall = time.perf_counter() - started
-    first = float(harness.page.get_attribute("[data-rendered]", "data-first-render-ms"))
+    harness.mount(w)
     lines = int(harness.page.get_attribute(HEAD, "data-lines"))
-    assert first < 2000 and wall < 4, (first, wall)  # wall includes base64 transport through Playwright
     assert 512 <= lines <= 12 * 512 * 3 + 12 * 512  # top-3 (ties can add a few)
-    assert render_ms < 2000
     for view in ("model", "matrix"):
         before = harness.rendered()
-        t0 = time.perf_counter()
         harness.page.click(f'button[data-view="{view}"]')
-        harness.wait_rerender(before)
-        assert time.perf_counter() - t0 < 2
+        assert harness.wait_rerender(before).startswith(view)
+    g = harness.geometry(".llmm-matrix-canvas")
+    assert g["side"] <= harness.page.evaluate("document.querySelector('.llmm-stage').clientWidth")  # 512 columns fit the box
     assert not harness.errors()
 
 
@@ -160,7 +158,7 @@ def test_smollm2_neuron_view_matches_the_models_own_pattern(harness, smollm2, at
 
 
 def test_grounding_view_after_a_real_generation(harness, attn_shell, rag_generation, smollm2):
-    from llm_magics.qa.pipeline import Answer, Source
+    from llm_magics.qa.answer import Answer, Source
 
     messages, generation = rag_generation
     sources = [Source(s["number"], s["source"], s["text"], 0.8 - 0.3 * i) for i, s in enumerate(SOURCES)]

@@ -133,6 +133,10 @@ class Harness:
             [selector, x, y],
         )
 
+    def geometry(self, selector: str) -> dict:
+        """The layout a canvas was drawn with (its ``data-geometry``), in CSS pixels."""
+        return self.page.evaluate("(sel) => JSON.parse(document.querySelector(sel).dataset.geometry)", selector)
+
     def hover_canvas(self, selector: str, x: float, y: float) -> None:
         self.page.hover(selector, position={"x": x, "y": y})
 

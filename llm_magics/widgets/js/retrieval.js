@@ -1,8 +1,10 @@
 // @ts-check
 /**
  * RetrievalWidget front end: the retrieved chunks, the final prompt, the citations,
- * timings and token counts of one %%ask. Clicking a chunk (or a [n] mark in the answer)
- * shows its full text inside the prompt the model saw. Plain ES module, DOM only.
+ * timings and counts of one %%ask. A [n] mark in the answer is a link to chunk n: it
+ * scrolls to the chunk and highlights it. Clicking a chunk shows its full text inside the
+ * prompt the model saw. Text from PDFs keeps its hard line breaks in the data; the view
+ * joins them into paragraphs (a checkbox shows the raw text). Plain ES module, DOM only.
  */
 
 /** @typedef {{ get(name: string): any, set(name: string, value: any): void, save_changes(): void, on(e: string, cb: Function): void, off(e?: string, cb?: Function): void }} AnyModel */
@@ -19,13 +21,31 @@ function h(tag, cls, text) {
 /** @param {number} s */
 const secs = (s) => (s < 1 ? `${Math.round(s * 1000)} ms` : `${s.toFixed(2)} s`);
 
+/** Keys of `timings` that are counts or rates, for widgets saved before they were split out. */
+const COUNT = /(calls|tokens|count|_n|_per_s)$/;
+
+/**
+ * Join the hard line breaks that PDF text keeps inside paragraphs: a single newline between
+ * two lines of text becomes a space. Blank lines, list items, headings, table rows, quoted
+ * lines, "[n]" chunk marks and indented (code) lines keep their breaks.
+ * @param {string} text
+ */
+function reflow(text) {
+  return text.replace(/([^\n])[ \t]*\n(?![ \t]*\n|[ \t]*(?:[-*•+▪◦]\s|\d+[.)]\s|#|\||>|\[\d+\])| {4}|\t)[ \t]*(?=\S)/g,
+    (_, before) => (before === "-" ? "-" : `${before} `));
+}
+
 /** @param {{ model: AnyModel, el: HTMLElement }} ctx */
 function render({ model, el }) {
   const root = h("div", "llmm-retr");
   el.append(root);
+  let raw = false; // show the text as stored, hard line breaks and all
+  let scrollTo = -1; // a [n] link was followed: bring that chunk into view after drawing
 
   /** @param {number} i */
   const select = (i) => { model.set("chunk", i); model.save_changes(); };
+  /** @param {string} text */
+  const shown = (text) => (raw ? text : reflow(text));
 
   function draw() {
     const sources = /** @type {Source[]} */ (model.get("sources"));
@@ -34,46 +54,68 @@ function render({ model, el }) {
     const answerText = model.get("answer");
     root.replaceChildren();
 
-    // question and answer, with clickable [n] marks
+    // question and answer; each [n] is a link to its chunk
     const qa = h("div", "llmm-qa");
     qa.append(h("div", "llmm-question", `Q: ${model.get("question")}`));
     const ans = h("div", "llmm-answer-text");
     let at = 0;
     for (const c of model.get("citations")) {
-      ans.append(document.createTextNode(answerText.slice(at, c.start)));
+      ans.append(document.createTextNode(shown(answerText.slice(at, c.start))));
       const idx = sources.findIndex((s) => s.number === c.number);
-      const mark = /** @type {HTMLElement} */ (h("button", "llmm-cite" + (idx === chunk ? " on" : ""), `[${c.number}]`));
-      mark.dataset.number = String(c.number);
-      mark.title = idx >= 0 ? `from chunk ${c.number}: ${sources[idx].label}` : "";
-      mark.onclick = () => idx >= 0 && select(idx);
-      ans.append(mark);
+      const link = /** @type {HTMLAnchorElement} */ (h("a", "llmm-cite" + (idx === chunk ? " on" : ""), `[${c.number}]`));
+      link.href = `#llmm-chunk-${c.number}`;
+      link.dataset.number = String(c.number);
+      link.title = idx >= 0 ? `go to chunk [${c.number}]: ${sources[idx].label}` : "";
+      link.onclick = (ev) => {
+        ev.preventDefault(); // no navigation: the notebook's URL stays as it is
+        if (idx < 0) return;
+        scrollTo = idx;
+        if (idx === model.get("chunk")) draw(); else select(idx);
+      };
+      ans.append(link);
       at = c.end;
     }
-    ans.append(document.createTextNode(answerText.slice(at)));
+    ans.append(document.createTextNode(shown(answerText.slice(at))));
     qa.append(ans);
     if (!model.get("grounded") || model.get("note")) qa.append(h("div", "llmm-note", `⚠ ${model.get("note") || "Not grounded in the sources."}`));
     root.append(qa);
 
-    // timings and token counts
+    // timings (seconds, as bars) and counts (numbers, not bars)
     const stats = h("div", "llmm-stats");
-    const timings = model.get("timings");
-    const usage = model.get("usage");
-    const total = Number(timings.total || 0) || Math.max(0, ...Object.values(timings).map(Number).filter((v) => v < 1e6));
-    const bars = h("div", "llmm-timings");
-    for (const [k, v] of Object.entries(timings)) {
-      if (typeof v !== "number" || k === "tokens_per_s") continue;
-      const row = h("div", "llmm-timing");
-      const bar = h("span", "llmm-bar");
-      bar.style.width = `${total ? Math.max(2, (160 * v) / total) : 2}px`;
-      row.append(h("span", "llmm-k", k), bar, h("span", "llmm-v", secs(v)));
-      bars.append(row);
+    const all = model.get("timings") || {};
+    const counts = { ...(model.get("counts") || {}) };
+    /** @type {[string, number][]} */
+    const seconds = [];
+    for (const [k, v] of Object.entries(all)) {
+      if (typeof v !== "number") continue;
+      if (COUNT.test(k)) counts[k] = v; else seconds.push([k, v]);
     }
+    const usage = model.get("usage");
+    const rate = counts.tokens_per_s;
     const tokens = h("div", "llmm-tokens",
       `${model.get("model_name") || "model"}${model.get("chain_type") ? ` · chain ${model.get("chain_type")}` : ""} · ` +
       `prompt ${usage.prompt_tokens ?? "?"} tokens → answer ${usage.completion_tokens ?? "?"} tokens` +
-      `${timings.tokens_per_s ? ` · ${Number(timings.tokens_per_s).toFixed(1)} tokens/s` : ""}` +
+      `${typeof rate === "number" ? ` · ${rate.toFixed(1)} tokens/s` : ""}` +
       `${usage.calls ? ` · ${usage.calls} model call(s)` : ""}${usage.finish_reason ? ` · stopped: ${usage.finish_reason}` : ""}`);
-    stats.append(tokens, bars);
+    const bars = h("div", "llmm-timings");
+    bars.append(h("div", "llmm-head llmm-span", "Time (seconds)"));
+    const total = Number(all.total || 0) || Math.max(0, ...seconds.map(([, v]) => v));
+    for (const [k, v] of seconds) {
+      const track = h("span", "llmm-track");
+      const bar = h("span", "llmm-bar");
+      bar.style.width = `${total ? Math.max(1, Math.min(100, (100 * v) / total)) : 1}%`;
+      track.append(bar);
+      const key = h("span", "llmm-k", k);
+      key.title = k;
+      bars.append(key, track, h("span", "llmm-v", secs(v)));
+    }
+    const countBox = h("div", "llmm-counts");
+    const countRows = Object.entries(counts).filter(([k]) => k !== "tokens_per_s");
+    if (countRows.length) {
+      countBox.append(h("div", "llmm-head llmm-span", "Counts"));
+      for (const [k, v] of countRows) countBox.append(h("span", "llmm-k", k), h("span", "llmm-v", String(v)));
+    }
+    stats.append(tokens, bars, countBox);
     root.append(stats);
 
     const body = h("div", "llmm-body");
@@ -84,6 +126,8 @@ function render({ model, el }) {
     sources.forEach((s, i) => {
       const card = /** @type {HTMLElement} */ (h("div", "llmm-chunk" + (i === chunk ? " on" : "") + (s.cited ? " cited" : "")));
       card.dataset.chunk = String(i);
+      card.id = `llmm-chunk-${s.number}`;
+      card.tabIndex = 0;
       const head = h("div", "llmm-chunk-head");
       const score = h("span", "llmm-score");
       const bar = h("span", "llmm-bar");
@@ -91,8 +135,10 @@ function render({ model, el }) {
       score.append(bar, document.createTextNode(` ${s.score.toFixed(3)}`));
       head.append(h("b", "", `[${s.number}]`), document.createTextNode(` ${s.label} `), score);
       if (s.cited) head.append(h("span", "llmm-badge", "cited"));
-      card.append(head, h("div", "llmm-preview", s.text.length > 180 ? s.text.slice(0, 180) + "…" : s.text));
+      const text = shown(s.text);
+      card.append(head, h("div", "llmm-preview", text.length > 180 ? text.slice(0, 180) + "…" : text));
       card.onclick = () => select(i);
+      card.onkeydown = (ev) => { if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); select(i); } };
       list.append(card);
     });
     for (const d of model.get("dropped")) list.append(h("div", "llmm-dropped", `did not fit the context window: ${d.label}`));
@@ -100,10 +146,18 @@ function render({ model, el }) {
 
     // the chunk in full, and the final prompt with every chunk marked
     const detail = h("div", "llmm-detail");
+    const rawBox = /** @type {HTMLLabelElement} */ (h("label", "llmm-raw"));
+    const rawInput = /** @type {HTMLInputElement} */ (h("input"));
+    rawInput.type = "checkbox";
+    rawInput.checked = raw;
+    rawInput.onchange = () => { raw = rawInput.checked; draw(); };
+    rawBox.append(rawInput, document.createTextNode(" raw line breaks"));
+    rawBox.title = "Show the text as stored (PDF text keeps its hard line breaks); otherwise lines are joined into paragraphs";
+    detail.append(rawBox);
     if (chunk >= 0 && chunk < sources.length) {
       const s = sources[chunk];
       const full = h("div", "llmm-full");
-      full.append(h("div", "llmm-head", `Chunk [${s.number}] in full · ${s.label} · ${s.text.length} characters`), h("div", "llmm-full-text", s.text));
+      full.append(h("div", "llmm-head", `Chunk [${s.number}] in full · ${s.label} · ${s.text.length} characters`), h("div", "llmm-full-text", shown(s.text)));
       detail.append(full);
     }
     const final = prompts[prompts.length - 1];
@@ -122,23 +176,23 @@ function render({ model, el }) {
           const a = probe ? m.content.indexOf(probe) : -1;
           if (a < 0) return;
           let b = a + probe.length;
-          const full = s.text.trim();
-          while (b < m.content.length && b - a < full.length && m.content[b] === full[b - a]) b++;
+          const whole = s.text.trim();
+          while (b < m.content.length && b - a < whole.length && m.content[b] === whole[b - a]) b++;
           found.push([a, b, i]);
         });
         found.sort((x, y) => x[0] - y[0]);
         let pos = 0;
         for (const [a, b, i] of found) {
           if (a < pos) continue;
-          text.append(document.createTextNode(m.content.slice(pos, a)));
-          const mark = /** @type {HTMLElement} */ (h("mark", i === chunk ? "on" : "", m.content.slice(a, b)));
+          text.append(document.createTextNode(shown(m.content.slice(pos, a))));
+          const mark = /** @type {HTMLElement} */ (h("mark", i === chunk ? "on" : "", shown(m.content.slice(a, b))));
           mark.dataset.chunk = String(i);
           mark.title = `chunk [${sources[i].number}] ${sources[i].label}`;
           mark.onclick = () => select(i);
           text.append(mark);
           pos = b;
         }
-        text.append(document.createTextNode(m.content.slice(pos)));
+        text.append(document.createTextNode(shown(m.content.slice(pos))));
         msg.append(text);
         box.append(msg);
       }
@@ -149,11 +203,21 @@ function render({ model, el }) {
     body.append(detail);
     root.append(body);
     const selected = /** @type {HTMLElement | null} */ (root.querySelector("mark.on"));
-    if (selected && selected.scrollIntoView) selected.scrollIntoView({ block: "nearest" });
+    const box = /** @type {HTMLElement | null} */ (root.querySelector(".llmm-prompt"));
+    if (selected && box) box.scrollTop = Math.max(0, selected.offsetTop - box.offsetTop - 24); // inside the prompt box only
+    if (scrollTo >= 0) {
+      const card = /** @type {HTMLElement | null} */ (root.querySelector(`.llmm-chunk[data-chunk="${scrollTo}"]`));
+      if (card) {
+        card.classList.add("flash");
+        card.scrollIntoView?.({ block: "nearest", behavior: "smooth" });
+        card.focus({ preventScroll: true });
+      }
+      scrollTo = -1;
+    }
     root.dataset.rendered = `chunk:${chunk}`;
   }
 
-  const events = ["change:chunk", "change:sources", "change:answer", "change:prompts", "change:timings", "change:usage"];
+  const events = ["change:chunk", "change:sources", "change:answer", "change:prompts", "change:timings", "change:counts", "change:usage"];
   for (const e of events) model.on(e, draw);
   draw();
   return () => { for (const e of events) model.off(e, draw); };
