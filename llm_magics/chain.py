@@ -17,9 +17,11 @@ A bare list of steps works too. Templates are Jinja2, rendered in a sandbox.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -185,10 +187,13 @@ class Chain:
         return step
 
     @classmethod
-    def define(cls, name: str, text: str) -> "Chain":
-        """Parse ``text`` and register the chain under ``name`` for this session."""
+    def define(cls, name: str, text: str, save: bool = True) -> "Chain":
+        """Parse ``text`` and register the chain as ``name``; ``save`` also writes its YAML to
+        ``LLMMagics.chains_path``, where a new kernel and ``llm-magics chain run NAME`` find it."""
         chain = cls.from_yaml(text, name)
         register(chain)
+        if save:
+            _save(chain)
         return chain
 
     def kind(self, step: _Step) -> Kind:
@@ -334,24 +339,54 @@ def register(chain: Chain) -> None:
         _chains[chain.name] = chain
 
 
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")  # also a safe file name
+
+
+def _saved(name: str) -> Path:
+    from . import config
+
+    if not _NAME.match(name):
+        raise UsageError(f"Chain names use letters, digits, '_', '-' and '.', starting with a letter or digit (got {name!r}).")
+    return Path(config.settings().chains_path) / f"{name}.yaml"
+
+
+def _save(chain: Chain) -> None:
+    path, tmp = _saved(chain.name), _saved(chain.name).with_suffix(".yaml.tmp")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp.write_text(chain.source or chain.describe(), encoding="utf-8")
+    tmp.replace(path)  # atomic: a crash never leaves half a chain
+
+
 def get(name: str) -> Chain:
+    """The chain called ``name``: defined in this session, else saved in ``LLMMagics.chains_path``."""
     with _lock:
         if name in _chains:
             return _chains[name]
-        known = ", ".join(sorted(_chains)) or "(none yet)"
+    path = _saved(name)
+    if path.is_file():
+        chain = Chain.from_yaml(path.read_text(encoding="utf-8"), name)
+        register(chain)
+        return chain
+    known = ", ".join(names()) or "(none yet)"
     raise UsageError(f"No chain {name!r}. Known: {known}. Define it with %%chain {name} and a YAML list of steps.")
 
 
 def names() -> list[str]:
-    return sorted(_chains)
+    from . import config
+
+    folder = Path(config.settings().chains_path)
+    saved = {p.stem for p in folder.glob("*.yaml")} if folder.is_dir() else set()
+    with _lock:
+        return sorted(set(_chains) | saved)
 
 
 def remove(name: str) -> None:
     with _lock:
         _chains.pop(name, None)
+    _saved(name).unlink(missing_ok=True)
 
 
-def clear() -> None:
+def clear() -> None:  # this session's chains; saved YAML files stay
     with _lock:
         _chains.clear()
 
@@ -359,5 +394,5 @@ def clear() -> None:
 def listing():
     from .catalog import Listing
 
-    rows = [[c.name, " → ".join(c.kind(s) for s in c.steps), c.description] for c in (_chains[n] for n in names())]
+    rows = [[c.name, " → ".join(c.kind(s) for s in c.steps), c.description] for c in (get(n) for n in names())]
     return Listing("Chains (%chain show NAME)", ["name", "steps", "description"], rows)

@@ -27,6 +27,7 @@ class LLMMagics(Configurable):
     store = Unicode("chroma", help="Default vector store plugin (chroma, memory, or one a plugin adds).").tag(config=True)
     store_path = Unicode(".llm_magics/store", help="Folder for persistent vector stores, relative to the working directory.").tag(config=True)
     store_options = Dict(help='Options of the default store, e.g. {"url": "http://127.0.0.1:8000"} for a Chroma server (used when no store is named).').tag(config=True)
+    chains_path = Unicode(".llm_magics/chains", help="Folder where %%chain saves each chain's YAML, relative to the working directory.").tag(config=True)
     collection = Unicode("default", help="Collection used when --collection is not given.").tag(config=True)
     splitter = Unicode("markdown", help="Default splitter: markdown (header-aware, also fine for plain text), recursive, character or token.").tag(config=True)
     chunk_size = Int(400, help="Default chunk size in characters (in tokens for the token splitter).").tag(config=True)

