@@ -208,7 +208,7 @@ class Trainer:
             ids, labels = self.collate(rows)
             loss, _ = self.loss_sum(ids, labels)
             (loss / max(1, n_labels)).backward()  # token-weighted mean over the whole step
-            total += float(loss)
+            total += float(loss.detach())
             self.tokens_seen += sum(len(x) for x, _ in rows)
         if self.config.max_grad_norm:
             torch.nn.utils.clip_grad_norm_(self.params, self.config.max_grad_norm)

