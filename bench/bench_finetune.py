@@ -101,8 +101,10 @@ def child(side: str, steps: int) -> dict:
 
         transformers.logging.set_verbosity_error()
         del lm
-        path = Path(runtime.api._resolve("smollm2-135m-instruct")[1])
-        base = transformers.AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, torch_dtype=torch.float32)
+        from llm_magics.models import resolve
+
+        path = Path(resolve("smollm2-135m-instruct").path)
+        base = transformers.AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32)
         config = LoraConfig(r=RANK, lora_alpha=ALPHA, lora_dropout=DROPOUT, target_modules=TARGETS_HF, task_type="CAUSAL_LM")
         model = get_peft_model(base, config)
         params = [p for p in model.parameters() if p.requires_grad]
