@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 import torch
 
@@ -124,16 +122,19 @@ def test_kv_cache_decoding_equals_a_full_forward(smollm):
     assert relative_error(torch.cat(steps), full) < 1e-5
 
 
-def test_second_load_reads_the_cache_and_is_fast(smollm):
-    from llm_magics import models, runtime
+def test_second_load_reads_the_cache(smollm, monkeypatch):
+    """The converted-weights cache is read (no GGUF dequantization) and gives the same model.
+    How much faster that is belongs to bench/bench_runtime.py, not to a test."""
+    from llm_magics import models
     from llm_magics.runtime import weights
 
     assert (weights.cache_dir_for(smollm.path) / "model.safetensors").exists()
-    started = time.perf_counter()
+
+    def no_dequantize(*args, **kwargs):
+        raise AssertionError("the GGUF was dequantized again instead of reading the cache")
+
+    monkeypatch.setattr(weights, "convert_gguf", no_dequantize)
     again = models.load("smollm2")
-    cached_seconds = time.perf_counter() - started
-    assert cached_seconds < smollm.load_seconds
-    assert cached_seconds < 6.0  # transformers' own GGUF load takes ~13 s here
     ids = smollm.encode(PROMPTS[0])
     assert torch.equal(again.logits(ids), smollm.logits(ids))
     assert again.tokenizer.encode(PROMPTS[2]) == smollm.tokenizer.encode(PROMPTS[2])
