@@ -26,13 +26,73 @@ def parse_options(pairs: list[str] | None, flag: str = "--option", example: str 
     return out
 
 
+def ingest_from_args(args, echo=print):
+    """Do what ``%ingest`` (or ``llm-magics ingest``) asked: return the Index and the report (None when nothing was added)."""
+    from ..ingest.index import Index
+
+    options = parse_options(args.option)
+    if args.query:
+        options["query"] = args.query
+    store_options = parse_options(args.store_option, "--store-option", "url=http://127.0.0.1:8000")
+    copy_to = getattr(args, "copy_to", None)
+    if not args.sources and not args.delete and not args.stats and not copy_to:
+        raise errors.UsageError("Name what to ingest: %ingest PATH [PATH ...] (files, folders, globs or sqlite:///file.db). See %ingest?")
+    if copy_to:  # the --store-option values describe the target; the origin is --store (default: the embedded one)
+        if args.sources or args.delete:
+            raise errors.UsageError("--copy-to copies a whole collection: run it on its own, e.g. %ingest --copy-to chroma --store-option url=http://127.0.0.1:8000")
+        origin = Index(collection=args.collection, store=args.store, embedder=args.embedder)
+        index = origin.copy_to(copy_to, store_options=store_options)
+        c = index.last_copy
+        where = f" at {index.store.path}" if index.store.path else ""
+        echo(f"Copied {c['sources']} sources ({c['chunks']} chunks) of {origin.collection!r} to {index.store.name}{where}; {c['unchanged']} already there.")
+        if store_options and copy_to == config.settings().store:
+            echo(f"Point %%ask and %ingest at it: %config LLMMagics.store_options = {json.dumps(store_options)}")
+        if args.stats:
+            echo("  ".join(f"{k}={v}" for k, v in index.stats().items() if v is not None))
+        return index, None
+    index = Index(collection=args.collection, store=args.store, embedder=args.embedder, store_options=store_options)
+    report = None
+    for source in args.delete or []:
+        removed = index.delete(source)
+        echo(f"Removed {source} ({removed} chunks) from {index.collection!r}.")
+    if args.sources:
+        report = index.add(
+            args.sources,
+            loader=args.loader,
+            splitter=args.splitter,
+            chunk_size=args.chunk_size,
+            chunk_overlap=args.chunk_overlap,
+            glob=args.glob,
+            recursive=args.recursive,
+            redact=args.redact,
+            **options,
+        )
+        echo(report)
+    elif options or args.loader or args.splitter or args.glob:
+        raise errors.UsageError("Loader and splitter options need SOURCE paths to read. Example: %ingest docs/ --glob '*.md'")
+    if args.stats:
+        stats = index.stats()
+        echo("  ".join(f"{k}={v}" for k, v in stats.items() if v is not None))
+        for source in index.sources():
+            echo(f"  {source}")
+    return index, report
+
+
+def _show(item) -> None:
+    """In a notebook: the report as its rich display, anything else printed."""
+    if isinstance(item, str):
+        print(item)
+    else:
+        display(item)
+
+
 @magics_class
 class IngestMagics(Magics):
     @magic_arguments()
     @argument("sources", nargs="*", help="Files, folders, glob patterns or URLs (sqlite:///file.db).")
     @argument("--collection", "-c", help="Collection to add to (default: the collection setting).")
     @argument("--loader", help="Loader to use for every source instead of choosing by extension (text, markdown, html, pdf, csv, json, ipynb, code, sql).")
-    @argument("--splitter", help="recursive (default), character, token or markdown.")
+    @argument("--splitter", help="markdown, recursive, character or token (default: the splitter setting, markdown).")
     @argument("--chunk-size", type=int, help="Largest chunk, in characters (tokens for --splitter token).")
     @argument("--chunk-overlap", type=int, help="Most characters (tokens) neighbouring chunks share.")
     @argument("--glob", help="Only files matching this pattern inside folders, e.g. '*.md' or '**/*.pdf'.")
@@ -66,54 +126,8 @@ class IngestMagics(Magics):
         Re-running is safe: unchanged files are skipped, changed ones replace their
         chunks. Unreadable files are skipped with a reason in the summary.
         """
-        from ..ingest.index import Index
-
         # shell-style quoting ('*.md', "SELECT ..."), which parse_argstring keeps literally
         args = self.ingest.parser.parse_args(split_words(line))
-        options = parse_options(args.option)
-        if args.query:
-            options["query"] = args.query
-        store_options = parse_options(args.store_option, "--store-option", "url=http://127.0.0.1:8000")
-        copy_to = getattr(args, "copy_to", None)
-        if not args.sources and not args.delete and not args.stats and not copy_to:
-            raise errors.UsageError("Name what to ingest: %ingest PATH [PATH ...] (files, folders, globs or sqlite:///file.db). See %ingest?")
-        if copy_to:  # the --store-option values describe the target; the origin is --store (default: the embedded one)
-            if args.sources or args.delete:
-                raise errors.UsageError("--copy-to copies a whole collection: run it on its own, e.g. %ingest --copy-to chroma --store-option url=http://127.0.0.1:8000")
-            origin = Index(collection=args.collection, store=args.store, embedder=args.embedder)
-            index = origin.copy_to(copy_to, store_options=store_options)
-            c = index.last_copy
-            where = f" at {index.store.path}" if index.store.path else ""
-            print(f"Copied {c['sources']} sources ({c['chunks']} chunks) of {origin.collection!r} to {index.store.name}{where}; {c['unchanged']} already there.")
-            if store_options and copy_to == config.settings().store:
-                print(f"Point %%ask and %ingest at it: %config LLMMagics.store_options = {json.dumps(store_options)}")
-            if args.stats:
-                print("  ".join(f"{k}={v}" for k, v in index.stats().items() if v is not None))
-            bind(self.shell, args.output, index)
-            return index
-        index = Index(collection=args.collection, store=args.store, embedder=args.embedder, store_options=store_options)
-        for source in args.delete or []:
-            removed = index.delete(source)
-            print(f"Removed {source} ({removed} chunks) from {index.collection!r}.")
-        if args.sources:
-            report = index.add(
-                args.sources,
-                loader=args.loader,
-                splitter=args.splitter,
-                chunk_size=args.chunk_size,
-                chunk_overlap=args.chunk_overlap,
-                glob=args.glob,
-                recursive=args.recursive,
-                redact=args.redact,
-                **options,
-            )
-            display(report)
-        elif options or args.loader or args.splitter or args.glob:
-            raise errors.UsageError("Loader and splitter options need SOURCE paths to read. Example: %ingest docs/ --glob '*.md'")
-        if args.stats:
-            stats = index.stats()
-            print("  ".join(f"{k}={v}" for k, v in stats.items() if v is not None))
-            for source in index.sources():
-                print(f"  {source}")
+        index, _ = ingest_from_args(args, echo=_show)
         bind(self.shell, args.output, index)
         return index
