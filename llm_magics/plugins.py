@@ -37,6 +37,8 @@ DEFAULT_PLUGINS = (
     "llm_magics.qa.parsers.builtin",
     "llm_magics.qa.callbacks.builtin",
     "llm_magics.agents.builtin",
+    "llm_magics.finetune.trackers",
+    "llm_magics.finetune.registry",
 )
 
 ENTRY_POINT_GROUP = "llm_magics"

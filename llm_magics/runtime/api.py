@@ -71,7 +71,8 @@ def load(path_or_spec, *, dtype: str = "float32", use_cache: bool = True, compil
     A spec is any object with ``.path`` (and optionally ``.name`` and ``.format``), such as
     ``llm_magics.models.resolve("smollm2")``; names are resolved there, not here.
 
-    dtype: "float32" (default), "bfloat16" or "int8" (weight-only, per-row scales).
+    dtype: "float32" (default), "bfloat16", "int8" (weight-only, per-row scales) or "q4" (the fastest
+        decode: llama.cpp's 4-bit/8-bit blocks in a C kernel, float32 activations; see quantize.py).
     use_cache: reuse (and write) the converted-weights cache for GGUF files.
     compile: apply torch.compile (dynamic shapes) to the forward pass from outside. Off by default:
         on the 2-core CPU this was measured on, inductor took minutes to compile and decoded
@@ -164,7 +165,7 @@ class LanguageModel(_RuntimeModel):
     def generate(self, prompt, max_new_tokens: int = 256, temperature: float = 0.0, top_k=None,
                  top_p=None, seed=None, stop=None, stream: bool = False, capture_attention: bool = False,
                  capture_layers=None, stop_token_ids=None, repetition_penalty: float = 1.0,
-                 stop_on_loop: bool = False, logits_processor=None):  # fmt: skip
+                 stop_on_loop: bool = False, logits_processor=None, threads="auto"):  # fmt: skip
         """Continue raw text (no chat template) or a list of token ids.
 
         Faithful by default: greedy, no repetition penalty, no loop guard, so the continuation is
@@ -177,6 +178,8 @@ class LanguageModel(_RuntimeModel):
         stop_on_loop: stop (finish_reason "repetition") when the last tokens repeat one block three times.
         logits_processor: called each step as f(generated ids, logits (V,)) -> logits (V,), e.g. a
             grammar.GrammarConstraint that masks every token the grammar does not allow.
+        threads: "auto" (default) uses the cores other processes leave free, re-checked while
+            decoding (runtime/threads.py); an int fixes the count; None keeps torch's setting.
         """
         settings = GenerationSettings(
             max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
@@ -184,6 +187,7 @@ class LanguageModel(_RuntimeModel):
             capture_attention=capture_attention, capture_layers=capture_layers,
             stop_token_ids=None if stop_token_ids is None else set(stop_token_ids),
             repetition_penalty=repetition_penalty, stop_on_loop=stop_on_loop, logits_processor=logits_processor,
+            threads=threads,
         )  # fmt: skip
         ids = self.encode(prompt) if isinstance(prompt, str) else [int(i) for i in prompt]
         generation = Generation(self.module, self.tokenizer, ids, settings)
