@@ -188,8 +188,13 @@ def _join(chunks: list[dict]) -> str:
     return text
 
 
+#: Metadata that tells one document of a source from another (loaders set them: PDF pages,
+#: table rows, notebook cells); small-to-big windows never cross them.
+DOCUMENT_FIELDS = ("page", "row", "cell")
+
+
 def expand(hits: list[Hit], siblings: Callable[[Hit], list[dict]], neighbours: int) -> list[Hit]:
-    """Each hit widened to ``neighbours`` chunks each side in its document (same source and page).
+    """Each hit widened to ``neighbours`` chunks each side in its document (same source, page, row, cell).
 
     ``siblings(hit)`` returns the chunk records of the hit's document (any order). A hit
     whose chunk is already inside an earlier hit's window is dropped (deduplicated).
@@ -338,8 +343,9 @@ def search(index, query: str, k: int, where: dict | None, settings: RetrievalSet
             key = (hit.metadata.get(KEY), hit.metadata.get(VERSION))
             if key not in groups:
                 groups[key] = store.get(where={"$and": [{KEY: key[0]}, {VERSION: key[1]}]}) if key[0] else []
-            page = hit.metadata.get("page")
-            return [r for r in groups[key] if r["metadata"].get("page") == page]
+            # one document of the source: a PDF page, a table row, a notebook cell
+            doc = tuple(hit.metadata.get(f) for f in DOCUMENT_FIELDS)
+            return [r for r in groups[key] if tuple(r["metadata"].get(f) for f in DOCUMENT_FIELDS) == doc]
 
         hits = expand(hits, siblings, settings.expand)
     if settings.budget and count_tokens is not None:
