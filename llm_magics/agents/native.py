@@ -61,7 +61,8 @@ class NativePolicy:
         call = calls[0]  # one call per step: the loop's observation answers exactly it
         function = call.get("function") or {}
         self._last_call_id = call.get("id") or "call_0"
-        self._last_message = {"role": "assistant", "content": content or None,
+        # content "" rather than null: OpenAI takes both, llama-cpp-python's server only a string
+        self._last_message = {"role": "assistant", "content": content,
                               "tool_calls": [{"id": self._last_call_id, "type": "function", "function": function}]}  # fmt: skip
         on_token(f"{function.get('name')}({function.get('arguments')})")
         arguments = function.get("arguments")
