@@ -17,6 +17,7 @@ from ..errors import UsageError
 from .documents import Hit
 from .manifest import KEY, VERSION, Manifest
 from .report import IngestReport
+from .retrieval import and_filters
 
 if TYPE_CHECKING:
     import numpy as np
@@ -244,10 +245,3 @@ def _is_url(source: str) -> bool:
 
 def _public(meta: dict) -> dict:
     return {k: v for k, v in meta.items() if not k.startswith("_")}
-
-
-def _and(*filters: dict | None) -> dict | None:
-    parts = [f for f in filters if f]
-    if not parts:
-        return None
-    return parts[0] if len(parts) == 1 else {"$and": parts}

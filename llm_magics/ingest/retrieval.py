@@ -28,6 +28,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Callable, Sequence
 
 from .documents import Hit
+from .manifest import KEY, VERSION
 
 if TYPE_CHECKING:
     import numpy as np
@@ -40,6 +41,14 @@ PER_HIT_TOKENS = 4
 MIN_CUT_TOKENS = 24
 
 _WORD = re.compile(r"\w+")
+
+
+def and_filters(*filters: dict | None) -> dict | None:
+    """Store ``where`` filters combined with ``$and`` (None when there are none)."""
+    parts = [f for f in filters if f]
+    if not parts:
+        return None
+    return parts[0] if len(parts) == 1 else {"$and": parts}
 
 
 # ---------------------------------------------------------------------------
@@ -104,8 +113,6 @@ def _signature(store) -> str:
 
 def lexical_index(store, hidden: Sequence[str] = ()) -> LexicalIndex:
     """The BM25 index of ``store``'s visible chunks, rebuilt only when the store changed."""
-    from .index import VERSION
-
     key = (store.name, getattr(store, "path", None), store.collection)
     sig = _signature(store)
     with _lock:
@@ -313,13 +320,11 @@ def _matches(meta: dict, where: dict | None) -> bool:
 
 def search(index, query: str, k: int, where: dict | None, settings: RetrievalSettings, count_tokens: Callable[[str], int] | None = None) -> list[Hit]:
     """The hits ``Index.search`` returns (private metadata still on; the caller strips it)."""
-    from .index import KEY, VERSION, _and
-
     store = index.store
     vector = index.embedder.embed_query(query)
     index._check_dimension(vector.reshape(1, -1))
     hidden = index._hidden_versions()
-    flt = _and(where, {VERSION: {"$nin": hidden}} if hidden else None)
+    flt = and_filters(where, {VERSION: {"$nin": hidden}} if hidden else None)
     n = max(k, settings.candidates) if (settings.budget or settings.mode == "hybrid") else k
     hits = store.query(vector, n, flt)
     if settings.mode == "hybrid":

@@ -30,11 +30,9 @@ def copy_index(index: "Index", store: "str | VectorStore", store_options: dict |
     the target ``Index``, whose ``last_copy`` counts sources and chunks copied and unchanged."""
     import numpy as np
 
-    from .index import Index
-
     src = index.store
     info = src.info()
-    target = Index(collection or index.collection, store=store, embedder=info.get("embedder_name"), store_options=store_options)
+    target = type(index)(collection or index.collection, store=store, embedder=info.get("embedder_name"), store_options=store_options)
     dst = target.store
     if type(dst) is type(src) and dst.path == src.path and dst.collection == src.collection and src.persistent:
         raise UsageError(f"--copy-to names the collection itself ({src.name} {src.collection!r}). Name another store (--store-option url=...) or --collection.")

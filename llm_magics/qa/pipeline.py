@@ -130,7 +130,7 @@ def ask(
     if samples != 1:
         from .samples import ask_samples
 
-        return ask_samples(question, samples, index=index, collection=collection, k=k, chain_type=chain_type, model=model,
+        return ask_samples(ask, retrieve, question, samples, index=index, collection=collection, k=k, chain_type=chain_type, model=model,
                            temperature=temperature, max_tokens=max_tokens, format=format, schema=schema, retrieval=retrieval,
                            callbacks=callbacks, stream_to=stream_to, hits=hits)  # fmt: skip
     from .. import backends, config

@@ -95,16 +95,16 @@ class Consensus:
                 f"pairwise {self.pairwise:.0%}; {len(self.groups)} distinct answer(s))")  # fmt: skip
 
 
-def ask_samples(question: str, n: int, *, temperature: float | None = None, index=None, collection=None, k=None,
-                hits=None, retrieval: bool = True, stream_to=None, **kwargs):  # fmt: skip
+def ask_samples(ask, retrieve, question: str, n: int, *, temperature: float | None = None, index=None, collection=None,
+                k=None, hits=None, retrieval: bool = True, stream_to=None, **kwargs):  # fmt: skip
     """``ask`` N times at a temperature on one retrieval; the majority Answer, with the agreement.
 
     The returned Answer's ``.extras`` holds ``"samples"`` (the N answers), ``"agreement"``
     (share agreeing with the majority), ``"pairwise_agreement"`` and ``"consensus"``; its
     ``.note`` ends with the agreement summary. ``stream_to`` receives the chosen answer only.
+    ``ask`` and ``retrieve`` are the pipeline's (passed in, so this module sits below it).
     """
     from ..errors import UsageError
-    from .pipeline import ask, retrieve
 
     if not isinstance(n, int) or n < 2:
         raise UsageError(f"--samples wants a number of answers of 2 or more, got {n!r}.")
