@@ -40,8 +40,12 @@ class Failed(Exception):
 
 
 def _parser(method, prog: str):
+    """The magic's own parser, as a shell command: its name as ``prog``, plain argparse help."""
+    import argparse
+
     parser = copy.copy(method.parser)
     parser.prog = prog
+    parser.formatter_class = argparse.HelpFormatter  # the magic's adds "%" and "::" for IPython
     return parser
 
 
@@ -166,6 +170,22 @@ COMMANDS: dict[str, Callable[[list[str], bool], None]] = {
 }
 
 
+#: The magic whose parser each command shares: (module, class, method).
+_PARSERS = {"ingest": ("ingest", "IngestMagics", "ingest"), "ask": ("ask", "AskMagics", "ask"),
+            "chain": ("chain", "ChainMagics", "chain"), "serve": ("chain", "ChainMagics", "chain")}
+
+
+def _help(command: str) -> str:
+    """The command's help, from its magic's parser (magic parsers take no -h of their own)."""
+    import importlib
+
+    if command not in _PARSERS:
+        return USAGE
+    module, cls, method = _PARSERS[command]
+    magic = getattr(getattr(importlib.import_module(f"llm_magics.magics.{module}"), cls), method)
+    return _parser(magic, f"llm-magics {command}").format_help()
+
+
 def _usage(message: str):
     from .errors import UsageError
 
@@ -196,6 +216,9 @@ def main(argv: list[str] | None = None) -> int:
     if command not in COMMANDS:
         print(f"llm-magics: no command {command!r}. Commands: {', '.join(COMMANDS)}.", file=sys.stderr)
         return 2
+    if "-h" in rest or "--help" in rest:
+        print(_help(command))
+        return 0
     try:
         COMMANDS[command](rest, as_json)
     except (UsageError, IPythonUsageError) as e:
