@@ -13,6 +13,27 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+@pytest.fixture(scope="session")
+def chromium():
+    """One headless Chromium for the whole session, shared by tests/widgets and tests/frontends.
+
+    Playwright's sync API allows one ``sync_playwright()`` at a time in a thread, so two
+    session fixtures that each opened their own would break whichever came second.
+    """
+    from playwright.sync_api import sync_playwright
+
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent / "widgets"))
+    from widget_harness import CHROMIUM, CHROMIUM_ARGS
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
 @pytest.fixture(autouse=True)
 def fresh_state():
     """Each test starts from default settings, no conversation memory and no last answer."""

@@ -21,6 +21,7 @@ from .. import config
 from ..errors import UsageError
 from .documents import Chunk
 from .manifest import KEY, VERSION
+from .retrieval import DOC
 from .report import IngestReport
 
 if TYPE_CHECKING:
@@ -109,7 +110,7 @@ def add(
                     report.files_unchanged += 1
                     report.chunks_unchanged += old.get("chunks", 0)
                     continue
-                chunks = list(split.split(_redacted(cls(**options).load(src), redactor)))
+                chunks = list(split.split(_numbered(_redacted(cls(**options).load(src), redactor))))
                 if not chunks:
                     raise SkipSource("no text to index")
             except SkipSource as e:
@@ -320,6 +321,13 @@ def _redactor(redact):
     from .redact import Redactor
 
     return redact if isinstance(redact, Redactor) else Redactor()
+
+
+def _numbered(documents):
+    """Each document tagged with its place in the source (``_doc``): small-to-big never crosses documents."""
+    for n, doc in enumerate(documents):
+        doc.metadata = {**doc.metadata, DOC: n}
+        yield doc
 
 
 def _redacted(documents, redactor):

@@ -198,6 +198,10 @@ def _join(chunks: list[dict]) -> str:
 #: Metadata that tells one document of a source from another (loaders set them: PDF pages,
 #: table rows, notebook cells); small-to-big windows never cross them.
 DOCUMENT_FIELDS = ("page", "row", "cell")
+#: Private metadata the ingest pipeline sets: the document's place among its source's
+#: documents. Where present it alone tells documents apart (indexes written before it
+#: fall back to DOCUMENT_FIELDS).
+DOC = "_doc"
 
 
 def expand(hits: list[Hit], siblings: Callable[[Hit], list[dict]], neighbours: int) -> list[Hit]:
@@ -349,8 +353,9 @@ def search(index, query: str, k: int, where: dict | None, settings: RetrievalSet
             if key not in groups:
                 groups[key] = store.get(where={"$and": [{KEY: key[0]}, {VERSION: key[1]}]}) if key[0] else []
             # one document of the source: a PDF page, a table row, a notebook cell
-            doc = tuple(hit.metadata.get(f) for f in DOCUMENT_FIELDS)
-            return [r for r in groups[key] if tuple(r["metadata"].get(f) for f in DOCUMENT_FIELDS) == doc]
+            fields = (DOC,) if DOC in hit.metadata else DOCUMENT_FIELDS
+            doc = tuple(hit.metadata.get(f) for f in fields)
+            return [r for r in groups[key] if tuple(r["metadata"].get(f) for f in fields) == doc]
 
         hits = expand(hits, siblings, settings.expand)
     if settings.budget and count_tokens is not None:

