@@ -111,6 +111,7 @@ def ask(
     hits: list[Hit] | None = None,
     budget: int | None = None,
     samples: int = 1,
+    seed: int | None = None,
 ) -> Answer:
     """Answer ``question`` from the documents in ``index`` (or ``collection``).
 
@@ -125,14 +126,15 @@ def ask(
     interrupt and ``GenerationError`` when the backend fails; memory is untouched then.
     ``samples=N`` (N > 1) samples N answers at ``temperature`` (0.7 by default) from one
     retrieval and returns the majority answer, its ``.extras["agreement"]`` and the samples
-    (``qa/samples.py``); memory is not used.
+    (``qa/samples.py``); memory is not used. ``seed`` makes sampling repeatable (the N
+    samples use seed, seed+1, ...; 0, 1, ... when not given).
     """
     if samples != 1:
         from .samples import ask_samples
 
-        return ask_samples(ask, retrieve, question, samples, index=index, collection=collection, k=k, chain_type=chain_type, model=model,
+        return ask_samples(ask, question, samples, index=index, collection=collection, k=k, chain_type=chain_type, model=model,
                            temperature=temperature, max_tokens=max_tokens, format=format, schema=schema, retrieval=retrieval,
-                           callbacks=callbacks, stream_to=stream_to, hits=hits)  # fmt: skip
+                           callbacks=callbacks, stream_to=stream_to, hits=hits, budget=budget, seed=seed)  # fmt: skip
     from .. import backends, config
     from .callbacks import CallbackManager
     from .parsers import OutputParserError, get_parser
@@ -151,6 +153,7 @@ def ask(
         temperature=s.temperature if temperature is None else float(temperature),
         max_tokens=s.max_tokens if max_tokens is None else int(max_tokens),
         stop=STOP,
+        seed=seed,
         # --format json on one model call: decoding itself keeps to the schema where the backend can (local runtime)
         json_schema=(parser.schema_dict or {"type": "object"}) if parser.name == "json" and (chain is None or chain.name == "stuff") else None,
     )

@@ -8,7 +8,7 @@ temperature (0.7 by default), groups the ones that say the same thing, and repor
 
 plus the pairwise agreement (the share of pairs of samples that agree). Two answers agree
 when, after normalisation (case, citation marks, punctuation, filler words), they are equal,
-or they state the same numbers, or their content words overlap by at least ``JACCARD``.
+or the numbers one states are all among the other's, or their content words overlap by at least ``JACCARD``.
 """
 
 from __future__ import annotations
@@ -49,8 +49,8 @@ def agree(a: str, b: str) -> bool:
     if normalise(a) == normalise(b):
         return True
     na, nb = numbers(a), numbers(b)
-    if na or nb:
-        return na == nb
+    if na or nb:  # "8 nodes" and "8 nodes with 4 GPUs each" agree; "8" and "16" do not
+        return bool(na and nb) and (na <= nb or nb <= na)
     wa, wb = content_words(a), content_words(b)
     if not wa or not wb:
         return False
@@ -95,14 +95,14 @@ class Consensus:
                 f"pairwise {self.pairwise:.0%}; {len(self.groups)} distinct answer(s))")  # fmt: skip
 
 
-def ask_samples(ask, retrieve, question: str, n: int, *, temperature: float | None = None, index=None, collection=None,
-                k=None, hits=None, retrieval: bool = True, stream_to=None, **kwargs):  # fmt: skip
+def ask_samples(ask, question: str, n: int, *, temperature: float | None = None, index=None, collection=None,
+                k=None, hits=None, retrieval: bool = True, stream_to=None, seed: int | None = None, **kwargs):  # fmt: skip
     """``ask`` N times at a temperature on one retrieval; the majority Answer, with the agreement.
 
     The returned Answer's ``.extras`` holds ``"samples"`` (the N answers), ``"agreement"``
     (share agreeing with the majority), ``"pairwise_agreement"`` and ``"consensus"``; its
     ``.note`` ends with the agreement summary. ``stream_to`` receives the chosen answer only.
-    ``ask`` and ``retrieve`` are the pipeline's (passed in, so this module sits below it).
+    ``ask`` is the pipeline's (passed in, so this module sits below it).
     """
     from ..errors import UsageError
 
@@ -111,10 +111,11 @@ def ask_samples(ask, retrieve, question: str, n: int, *, temperature: float | No
     t = DEFAULT_TEMPERATURE if temperature is None else float(temperature)
     if t <= 0:
         raise UsageError("--samples needs a temperature above 0 (greedy decoding gives the same answer every time); try -t 0.7.")
-    if retrieval and hits is None:  # one retrieval for all the samples: only the sampling varies
-        hits = retrieve(question, index, collection=collection, k=k)
+    # Every sample sees the same context: retrieval is deterministic, and each ask() fills the
+    # same token budget as a single answer would (a fixed k here would hand on less).
+    first = 0 if seed is None else int(seed)
     answers = [ask(question, index=index, collection=collection, k=k, temperature=t, hits=hits, retrieval=retrieval,
-                   memory=None, **kwargs) for _ in range(n)]  # fmt: skip
+                   memory=None, seed=first + i, **kwargs) for i in range(n)]  # fmt: skip
     consensus = Consensus.of([a.answer for a in answers])
     best = answers[consensus.majority_index]
     best.extras.update(samples=[a.answer for a in answers], agreement=consensus.agreement,

@@ -12,7 +12,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((ROOT / "demo_notebooks").glob("*.ipynb"))
 # The learning road's notebooks (issue 12) train and load models: slow, all together under 10 minutes on 2 cores.
-ROAD = {"00_road_map", "03_rnn_lstm", "04_embeddings_positions", "05_attention", "06_blocks_and_decoding", "07_scale", "09_failure_modes"}
+ROAD = {"00_road_map", "03_rnn_lstm", "04_embeddings_positions", "05_attention", "06_blocks_and_decoding", "07_scale", "08_finetune", "09_failure_modes"}
 
 
 def test_the_demo_ingests_and_answers_offline_with_sources(tmp_path):

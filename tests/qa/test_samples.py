@@ -10,6 +10,8 @@ from llm_magics.qa.samples import Consensus, agree
 def test_answers_that_state_the_same_fact_agree():
     assert agree("The Heron cluster has 8 nodes [1].", "It has 8 nodes.")
     assert not agree("It has 8 nodes.", "It has 16 nodes.")
+    assert agree("It has 8 nodes.", "It has 8 nodes, each with four GPUs of 80 GB.")  # one answer says more
+    assert not agree("It has 8 nodes.", "Nobody knows how many nodes it has.")
     assert agree("Dr. Ines Okafor gives the training.", "The training is given by Dr Ines Okafor.")
     assert not agree("Dr. Ines Okafor gives the training.", "Nobody; the handbook does not say.")
 
