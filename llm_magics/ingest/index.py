@@ -127,9 +127,10 @@ class Index:
         Unchanged sources are skipped, changed ones replace their old chunks, and
         unreadable ones are skipped with a reason in the returned report. Extra keyword
         arguments are loader options (``query=`` for SQL, ``text_field=`` for JSON, ...).
-        ``redact=True`` (or a ``redact.Redactor``) masks e-mail addresses, phone numbers, IBANs
-        and card numbers in every loaded document before anything else sees it; the report
-        counts what was masked (``report.redacted``).
+        ``redact=True`` (or a ``redact.Redactor``, e.g. ``Redactor(kinds=["email", "phone"])``)
+        masks e-mail addresses, phone numbers, IBANs, card numbers and people's names (when spaCy's
+        English model is installed) in every loaded document before anything else sees it; the
+        report counts what was masked (``report.redacted``) and says which kinds were not checked.
         """
         from .pipeline import add
 

@@ -67,9 +67,10 @@ def add(
     Unchanged sources are skipped, changed ones replace their old chunks, and
     unreadable ones are skipped with a reason in the returned report. Extra keyword
     arguments are loader options (``query=`` for SQL, ``text_field=`` for JSON, ...).
-    ``redact=True`` (or a ``redact.Redactor``) masks e-mail addresses, phone numbers, IBANs
-    and card numbers in every loaded document before anything else sees it; the report
-    counts what was masked (``report.redacted``).
+    ``redact=True`` (or a ``redact.Redactor``, e.g. ``Redactor(kinds=["email", "phone"])``) masks
+    e-mail addresses, phone numbers, IBANs, card numbers and people's names (when spaCy's English
+    model is installed) in every loaded document before anything else sees it; the report counts
+    what was masked (``report.redacted``) and says which kinds were not checked.
     """
     from .loaders import SkipSource, choose
     from .loaders.sources import expand
@@ -88,7 +89,8 @@ def add(
         split = get_splitter(splitter, embedder=embedder, chunk_size=chunk_size, chunk_overlap=chunk_overlap)
     _check_loader_options(loader, loader_options)
     redactor = _redactor(redact)
-    split_key = split.config_key + ("|redacted" if redactor else "")  # a redacted copy is another version
+    # a redacted copy is another version, and so is one redacted for other kinds (names added, say)
+    split_key = split.config_key + (f"|redacted:{','.join(redactor.kinds)}" if redactor else "")
     # Texts per embed() call: the embedder buckets them by token length inside the call,
     # so bigger calls pad less; the progress bar moves once per call.
     batch_size = batch_size or getattr(config.settings(), "embed_batch_size", 256)
@@ -147,6 +149,7 @@ def add(
     report.seconds = time.perf_counter() - started
     if redactor:
         report.redacted = dict(redactor.report.counts)
+        report.redact_warnings = redactor.report.warnings()
     if usage_errors and not report.files_read and not report.files_unchanged:
         raise usage_errors[0]
     return report

@@ -24,6 +24,7 @@ class IngestReport:
     seconds: float = 0.0
     interrupted: bool = False
     redacted: dict[str, int] | None = None  # kind -> items masked, when run with redact=True
+    redact_warnings: list[str] = field(default_factory=list)  # kinds not checked (names without spaCy), with the fix
 
     @property
     def files_skipped(self) -> int:
@@ -42,8 +43,9 @@ class IngestReport:
             f" ({self.chunks_embedded} embedded; {self.seconds:.1f} s).",
         ]
         if self.redacted is not None:
-            found = ", ".join(f"{n} {kind.replace('_', ' ')}" for kind, n in sorted(self.redacted.items()))
+            found = ", ".join(f"{n} {kind.replace('_', ' ')}{'s' if n != 1 else ''}" for kind, n in sorted(self.redacted.items()))
             out.append(f"Redacted {sum(self.redacted.values())} item(s) before embedding: {found or 'no personal data found'}.")
+            out.extend(f"Warning: {line}" for line in self.redact_warnings)
         if self.interrupted:
             out.append("The collection is consistent: finished sources are in, the rest are not. Run the same command again to complete it.")
         if self.skipped:
@@ -62,9 +64,10 @@ class IngestReport:
 
     def _repr_html_(self) -> str:
         lines = self.lines()
-        body = "".join(f"<div>{escape(line)}</div>" for line in lines[:2])
+        at = 2 + (1 + len(self.redact_warnings) if self.redacted is not None else 0)  # with the Redacted line and its warnings
+        body = "".join(f"<div>{escape(line)}</div>" for line in lines[:at])
         if self.interrupted:
-            body += f"<div><b>{escape(lines[2])}</b></div>"
+            body += f"<div><b>{escape(lines[at])}</b></div>"
         if self.skipped:
             rows = "".join(f"<tr><td><code>{escape(s)}</code></td><td>{escape(w)}</td></tr>" for s, w in self.skipped)
             body += f"<details><summary>{len(self.skipped)} skipped</summary><table>{rows}</table></details>"

@@ -50,6 +50,11 @@ def ingest_from_args(args, echo=print):
         if args.stats:
             echo("  ".join(f"{k}={v}" for k, v in index.stats().items() if v is not None))
         return index, None
+    redact = args.redact
+    if getattr(args, "redact_kinds", None):  # checked before anything is read: a bad kind is a UsageError
+        from ..ingest.redact import Redactor
+
+        redact = Redactor(kinds=args.redact_kinds)
     index = Index(collection=args.collection, store=args.store, embedder=args.embedder, store_options=store_options)
     report = None
     for source in args.delete or []:
@@ -64,7 +69,7 @@ def ingest_from_args(args, echo=print):
             chunk_overlap=args.chunk_overlap,
             glob=args.glob,
             recursive=args.recursive,
-            redact=args.redact,
+            redact=redact,
             **options,
         )
         echo(report)
@@ -105,7 +110,8 @@ class IngestMagics(Magics):
     @argument("--option", action="append", metavar="KEY=VALUE", help="Loader option, repeatable: rows_per_document=10, text_field=body, password=...")
     @argument("--delete", metavar="SOURCE", action="append", help="Remove a source (or a folder's sources) from the collection.")
     @argument("--stats", action="store_true", help="Show the collection's sources and chunk counts.")
-    @argument("--redact", action="store_true", help="Mask e-mail addresses, phone numbers, IBANs and card numbers before embedding and storing; the summary counts them by kind.")
+    @argument("--redact", action="store_true", help="Mask e-mail addresses, phone numbers, IBANs, card numbers and people's names (with spaCy's English model) before embedding and storing; the summary counts them by kind.")
+    @argument("--redact-kinds", metavar="KINDS", help="Mask only these kinds (comma-separated: email, iban, credit_card, phone, name); implies --redact. E.g. --redact-kinds email,phone leaves names alone.")
     @argument("-o", "--output", metavar="VAR", help="Also bind the Index to this variable.")
     @line_magic
     @user_errors
@@ -120,6 +126,7 @@ class IngestMagics(Magics):
             %ingest --delete report.pdf --collection papers
             %ingest --stats
             %ingest inbox/ --redact          # personal data masked before embedding
+            %ingest inbox/ --redact-kinds email,phone   # only these kinds (no names)
             %ingest docs/ --store-option url=http://127.0.0.1:8000   # a Chroma server
             %ingest --copy-to chroma --store-option url=http://127.0.0.1:8000
 
