@@ -248,6 +248,20 @@ def answer_ours(questions, hits_per_q, backend, max_tokens):
     return out
 
 
+def answer_samples(questions, hits_per_q, backend, max_tokens, n):
+    """Ours with ``samples=n`` (self-consistency at temperature 0.7): the majority answer and its agreement."""
+    from llm_magics import ask
+
+    out = []
+    for q, hits in zip(questions, hits_per_q):
+        t0 = time.perf_counter()
+        a = ask(q["question"], hits=hits, model=backend, memory=None, max_tokens=max_tokens, samples=n)
+        out.append({"id": q["id"], "reply": a.answer, "ok": gold_in(a.answer, q), "agreement": a.extras["agreement"],
+                    "any_ok": any(gold_in(x, q) for x in a.extras["samples"]), "seconds": time.perf_counter() - t0})  # fmt: skip
+        print(f"  samples {q['id']}: {'ok ' if out[-1]['ok'] else 'no '} agreement {a.extras['agreement']:.2f} {a.answer[:80]!r}", file=sys.stderr, flush=True)
+    return out
+
+
 def answer_peer(questions, hits_per_q, chain):
     out = []
     for q, hits in zip(questions, hits_per_q):
@@ -303,6 +317,7 @@ def main(argv=None) -> int:
     ap.add_argument("--max-tokens", type=int, default=64, help="longest answer, both sides")
     ap.add_argument("--prompt", default="current", choices=list(PROMPTS), help="our prompt set (ablation)")
     ap.add_argument("--no-peer-answers", action="store_true", help="answer with our side only (prompt ablations)")
+    ap.add_argument("--samples", type=int, default=0, help="also answer with ask(samples=N) (self-consistency) and report its effect on accuracy")
     ap.add_argument("--out", default=str(HERE / "results_answers.md"))
     args = ap.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -344,6 +359,8 @@ def main(argv=None) -> int:
             aq = qs[: args.answer_questions] if args.answer_questions else qs
             params = GenerationParams(temperature=0.0, max_tokens=args.max_tokens, stop=STOP)
             answers[(name, "ours")] = answer_ours(aq, ours_hits[answer_cfg][: len(aq)], backend, args.max_tokens)
+            if args.samples > 1:
+                answers[(name, "samples")] = answer_samples(aq, ours_hits[answer_cfg][: len(aq)], backend, args.max_tokens, args.samples)
             answers[(name, "langchain")] = [] if args.no_peer_answers else answer_peer(aq, peer_hits[: len(aq)], peer_chain(backend, params))
             print(name, "answers ours", sum(a["ok"] for a in answers[(name, "ours")]), "langchain", sum(a["ok"] for a in answers[(name, "langchain")]), "of", len(aq), file=sys.stderr)
     write(args, corpora, configs, answer_cfg, rows, answers, ingest, checks, backend, fetch.CORPORA)
@@ -387,6 +404,17 @@ def write(args, corpora, configs, answer_cfg, rows, answers, ingest, checks, bac
             peer = f"{pb} ({pb / k:.2f}) | {(pa - pb) / k:+.2f}" if b else "not run | "
             lines.append(f"| {n}{' (held out)' if n in held else ''} | {len(a)} | {pa} ({pa / k:.2f}) | {peer} | {sum(x['cited_ok'] for x in a) / k:.2f} | "
                          f"{statistics.median(x['seconds'] for x in a):.1f} | {statistics.median(x['seconds'] for x in b) if b else 0:.1f} |")
+        if args.samples > 1:
+            lines += ["", f"## Self-consistency: `ask(samples={args.samples})` (temperature 0.7, majority answer) against one greedy answer", "",
+                      "| corpus | questions | greedy correct | majority correct | any sample correct | mean agreement | correct when agreement ≥ 0.5 | correct when < 0.5 | s/answer |",
+                      "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+            for n in [*tuning, *held]:
+                g, sm = answers[(n, "ours")], answers[(n, "samples")]
+                hi = [x for x in sm if x["agreement"] >= 0.5]
+                lo = [x for x in sm if x["agreement"] < 0.5]
+                share = lambda xs: f"{sum(x['ok'] for x in xs)}/{len(xs)}" if xs else "—"  # noqa: E731
+                lines.append(f"| {n} | {len(sm)} | {share(g)} | {share(sm)} | {sum(x['any_ok'] for x in sm)}/{len(sm)} | "
+                             f"{statistics.mean(x['agreement'] for x in sm):.2f} | {share(hi)} | {share(lo)} | {statistics.median(x['seconds'] for x in sm):.1f} |")  # fmt: skip
         with open(Path(args.out).with_suffix(".jsonl"), "w", encoding="utf-8") as f:
             for (n, side), items in answers.items():
                 for x in items:
