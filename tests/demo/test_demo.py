@@ -31,10 +31,13 @@ def test_the_demo_ingests_and_answers_offline_with_sources(tmp_path):
 
 
 @pytest.mark.parametrize("path", [pytest.param(p, marks=pytest.mark.slow) if p.stem in ROAD else p for p in NOTEBOOKS], ids=[p.name for p in NOTEBOOKS])
-def test_demo_notebook_runs(path, tmp_path):
+def test_demo_notebook_runs(path, tmp_path, monkeypatch):
     import nbformat
     from nbclient import NotebookClient
 
+    # 08 trains for 40 steps by default; 30 still shows the gain it asserts (+0.19 exact match at 20)
+    # and keeps all the notebooks together under 10 minutes on 2 cores. The kernel inherits it.
+    monkeypatch.setenv("LLM_MAGICS_FINETUNE_STEPS", "30")
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}})
     client.execute()
