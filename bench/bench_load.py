@@ -121,6 +121,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--tokens", type=int, default=32)
+    parser.add_argument("--levels", default="0,1,2", help="competitor counts to measure (0 must be first: it is the quiet baseline)")
     parser.add_argument("--out", default=str(HERE / "results_load.md"))
     args = parser.parse_args()
     repeats, tokens = (1, 4) if args.quick else (args.repeats, args.tokens)
@@ -128,7 +129,10 @@ def main() -> None:
     sides = make_sides(tokens)
     loads = {}
     results: dict[int, dict[str, float]] = {}
-    for n in (0, 1, 2):
+    levels = [int(x) for x in args.levels.split(",")]
+    if levels[0] != 0:
+        parser.error("--levels must start with 0 (the quiet baseline)")
+    for n in levels:
         children = competitors(n)
         try:
             time.sleep(0.5)
@@ -138,13 +142,14 @@ def main() -> None:
             stop(children)
         print(f"{n} competitors:", {k: round(v, 1) for k, v in results[n].items()}, flush=True)
 
+    loaded = levels[1:]
     lines = [
-        "| Side | quiet tok/s | 1 competitor | 2 competitors | kept with 1 | kept with 2 |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| Side | quiet tok/s | " + " | ".join(f"{n} competitor{'s' * (n > 1)}" for n in loaded) + " | " + " | ".join(f"kept with {n}" for n in loaded) + " |",
+        "| --- " * (2 + 2 * len(loaded)) + "|",
     ]
     for name in sides:
-        q, one, two = (results[n][name] for n in (0, 1, 2))
-        lines.append(f"| {name} | {q:.1f} | {one:.1f} | {two:.1f} | {one / q:.0%} | {two / q:.0%} |")
+        q = results[0][name]
+        lines.append(f"| {name} | {q:.1f} | " + " | ".join(f"{results[n][name]:.1f}" for n in loaded) + " | " + " | ".join(f"{results[n][name] / q:.0%}" for n in loaded) + " |")
     table = "\n".join(lines)
     print("\n" + table)
     if args.quick:
