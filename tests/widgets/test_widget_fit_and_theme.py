@@ -98,6 +98,41 @@ def test_jupyterlab_dark_theme_reads_well(harness, kind):
     assert not harness.errors()
 
 
+#: What VS Code's notebook renderer puts on <body> in a dark theme (Dark Modern's colours).
+VSCODE_DARK = {
+    "--vscode-editor-foreground": "#cccccc",
+    "--vscode-descriptionForeground": "#9d9d9d",
+    "--vscode-editor-background": "#1f1f1f",
+    "--vscode-editorWidget-background": "#202020",
+    "--vscode-panel-border": "#2b2b2b",
+    "--vscode-textLink-foreground": "#4daafc",
+}
+
+
+@pytest.mark.parametrize("kind", ["attention", "retrieval", "grounding"])
+def test_vscode_dark_theme_reads_well(harness, kind):
+    style = "; ".join(f"{k}: {v}" for k, v in VSCODE_DARK.items())
+    harness.page.evaluate("(s) => { document.body.classList.add('vscode-dark'); document.body.style.cssText += '; background: #1f1f1f; ' + s; }", style)
+    if kind == "attention":
+        w, _ = _qk_widget()
+        sel = ".llmm-attn"
+    elif kind == "retrieval":
+        from test_widget_state import make_answer
+
+        w, sel = RetrievalWidget(make_answer()), ".llmm-retr"
+    else:
+        w, sel = GroundingWidget(_grounding()), ".llmm-ground"
+    harness.mount(w)
+    bg = harness.page.evaluate("(s) => getComputedStyle(document.querySelector(s)).backgroundColor", sel)
+    assert bg == "rgb(31, 31, 31)"  # --vscode-editor-background
+    got = harness.page.evaluate(CONTRAST_JS, sel)
+    assert got["ratio"] >= 4.5, got
+    if kind == "attention":  # the canvas labels follow the editor's foreground
+        g = harness.geometry(HEAD)
+        assert _ink(harness, HEAD, (g["numW"], 0, g["labelW"], 60)) > 20
+    assert not harness.errors()
+
+
 def test_dark_preference_without_host_variables(harness):
     harness.page.emulate_media(color_scheme="dark")
     w, _ = _qk_widget(view="matrix")

@@ -106,6 +106,14 @@ function render({ model, el }) {
       const d = bgProbe.getImageData(0, 0, 1, 1).data;
       if (d[3] > 128) base = [d[0], d[1], d[2]];
     }
+    // the text colour's luminance, to keep shaded words readable on whatever theme this is
+    let ink = dark ? 0.8 : 0.02;
+    if (bgProbe) {
+      bgProbe.clearRect(0, 0, 1, 1); bgProbe.fillStyle = fg; bgProbe.fillRect(0, 0, 1, 1);
+      const d = bgProbe.getImageData(0, 0, 1, 1).data;
+      if (d[3] > 128) ink = luminance([d[0], d[1], d[2]]);
+    }
+    const contrast = (/** @type {number} */ a, /** @type {number} */ b) => (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
     const starts = wordStarts(tokens);
 
     const title = h("div", "llmm-title", model.get("title") || "Where the answer looked");
@@ -201,9 +209,9 @@ function render({ model, el }) {
           if (w > 0.02) {
             const alpha = 0.1 + 0.65 * Math.sqrt(w);
             span.style.background = `rgba(255, 140, 0, ${alpha.toFixed(3)})`;
-            // the shade over this background: past a mid luminance, light theme text would not read on it
-            const mix = base.map((c, k) => c + alpha * ([255, 140, 0][k] - c));
-            if (dark && luminance(mix) > 0.18) span.style.color = "#000";
+            // the shade over this background: where the theme's text would not read on it (WCAG AA 4.5:1), black does
+            const under = luminance(base.map((c, k) => c + alpha * ([255, 140, 0][k] - c)));
+            if (contrast(ink, under) < 4.5 && contrast(0, under) > contrast(ink, under)) span.style.color = "#000";
           }
           span.title = `${(100 * per[offset + k]).toFixed(2)}%`;
           text.append(span);
