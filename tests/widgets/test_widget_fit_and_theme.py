@@ -75,19 +75,24 @@ def _ink(harness, selector, box, dark=True):
     )
 
 
-@pytest.mark.parametrize("kind", ["attention", "retrieval", "grounding"])
-def test_jupyterlab_dark_theme_reads_well(harness, kind):
+def _mount(harness, kind: str) -> str:
+    """Mount one widget of each themed kind; return its root's selector."""
     from test_widget_state import make_answer
 
-    _jupyterlab_dark(harness.page)
     if kind == "attention":
-        w, _ = _qk_widget()
-        sel = ".llmm-attn"
+        w, sel = _qk_widget()[0], ".llmm-attn"
     elif kind == "retrieval":
         w, sel = RetrievalWidget(make_answer()), ".llmm-retr"
     else:
         w, sel = GroundingWidget(_grounding()), ".llmm-ground"
     harness.mount(w)
+    return sel
+
+
+@pytest.mark.parametrize("kind", ["attention", "retrieval", "grounding"])
+def test_jupyterlab_dark_theme_reads_well(harness, kind):
+    _jupyterlab_dark(harness.page)
+    sel = _mount(harness, kind)
     got = harness.page.evaluate(CONTRAST_JS, sel)
     bg = harness.page.evaluate("(s) => getComputedStyle(document.querySelector(s)).backgroundColor", sel)
     assert bg == "rgb(33, 33, 33)"  # --jp-layout-color1
@@ -113,16 +118,7 @@ VSCODE_DARK = {
 def test_vscode_dark_theme_reads_well(harness, kind):
     style = "; ".join(f"{k}: {v}" for k, v in VSCODE_DARK.items())
     harness.page.evaluate("(s) => { document.body.classList.add('vscode-dark'); document.body.style.cssText += '; background: #1f1f1f; ' + s; }", style)
-    if kind == "attention":
-        w, _ = _qk_widget()
-        sel = ".llmm-attn"
-    elif kind == "retrieval":
-        from test_widget_state import make_answer
-
-        w, sel = RetrievalWidget(make_answer()), ".llmm-retr"
-    else:
-        w, sel = GroundingWidget(_grounding()), ".llmm-ground"
-    harness.mount(w)
+    sel = _mount(harness, kind)
     bg = harness.page.evaluate("(s) => getComputedStyle(document.querySelector(s)).backgroundColor", sel)
     assert bg == "rgb(31, 31, 31)"  # --vscode-editor-background
     got = harness.page.evaluate(CONTRAST_JS, sel)
