@@ -39,7 +39,7 @@ def test_demo_notebook_runs(path, tmp_path, monkeypatch):
     # and keeps all the notebooks together under 10 minutes on 2 cores. The kernel inherits it.
     monkeypatch.setenv("LLM_MAGICS_FINETUNE_STEPS", "30")
     nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}})
+    client = NotebookClient(nb, timeout=1200, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}})
     client.execute()
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.get("output_type") == "error"]
     assert not errors, errors
