@@ -59,6 +59,7 @@ CONFIGS = {
 #: package ships; the others are kept so the before/after can be measured again.
 PROMPTS = {
     "current": None,
+    "context-in-system": None,  # RetrievalQA's layout (see _context_in_system)
     "before": (  # the prompts before issue #10
         "You answer questions using only the given context. Answer in one or two short sentences. "
         "If the context does not contain the answer, say: I don't know.",
@@ -89,8 +90,42 @@ PROMPTS = {
 }
 
 
+def _context_in_system() -> None:
+    """The `stuff` chain with RetrievalQA's layout: the numbered context in the system message, the question alone as the user turn."""
+    from llm_magics.qa.chain_types import builtin, prompts
+    from llm_magics.qa.chain_types.base import ChainResult
+
+    system = ("Use the following numbered passages to answer the user's question in one short sentence, "
+              "and cite the passage like [1]. If you don't know the answer, just say that you don't know, "
+              "don't try to make up an answer.\n----------------\n"
+              "{% for c in chunks %}[{{ c.number }}] {{ c.text }}\n\n{% endfor %}")  # fmt: skip
+    env = prompts._environment() if hasattr(prompts, "_environment") else None
+    import jinja2
+
+    template = (env or jinja2.Environment()).from_string(system)
+
+    def run(self, question, hits, llm, *, history=(), instructions=""):
+        budget = llm.prompt_budget(template.render(chunks=[]) + question, history=history)
+        used, dropped = [], []
+        for hit in hits:
+            cost = llm.count_tokens(hit.text) + builtin._LABEL_TOKENS
+            if cost <= budget:
+                used.append(builtin.Numbered(len(used) + 1, hit.text, hit))
+                budget -= cost
+            else:
+                dropped.append(hit)
+        llm.system = template.render(chunks=used)
+        user = question + (f"\n{instructions}" if instructions else "")
+        answer = llm.generate(user, step="stuff", history=history, final=True)
+        return ChainResult(answer, [c.hit for c in used], dropped, final_messages=llm.prompts[-1]["messages"], extras={})
+
+    builtin.Stuff.run = run
+
+
 def use_prompts(name: str) -> None:
     """Make ``ask`` use prompt set ``name`` in this process (the benchmark's ablation switch)."""
+    if name == "context-in-system":
+        return _context_in_system()
     if PROMPTS[name] is None:
         return
     from llm_magics.qa.chain_types import base, prompts
