@@ -99,13 +99,8 @@ def _context_in_system() -> None:
               "and cite the passage like [1]. If you don't know the answer, just say that you don't know, "
               "don't try to make up an answer.\n----------------\n"
               "{% for c in chunks %}[{{ c.number }}] {{ c.text }}\n\n{% endfor %}")  # fmt: skip
-    env = prompts._environment() if hasattr(prompts, "_environment") else None
-    import jinja2
-
-    template = (env or jinja2.Environment()).from_string(system)
-
     def run(self, question, hits, llm, *, history=(), instructions=""):
-        budget = llm.prompt_budget(template.render(chunks=[]) + question, history=history)
+        budget = llm.prompt_budget(prompts.render_string(system, {"chunks": []}) + question, history=history)
         used, dropped = [], []
         for hit in hits:
             cost = llm.count_tokens(hit.text) + builtin._LABEL_TOKENS
@@ -114,7 +109,7 @@ def _context_in_system() -> None:
                 budget -= cost
             else:
                 dropped.append(hit)
-        llm.system = template.render(chunks=used)
+        llm.system = prompts.render_string(system, {"chunks": used})
         user = question + (f"\n{instructions}" if instructions else "")
         answer = llm.generate(user, step="stuff", history=history, final=True)
         return ChainResult(answer, [c.hit for c in used], dropped, final_messages=llm.prompts[-1]["messages"], extras={})

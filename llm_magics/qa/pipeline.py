@@ -124,7 +124,7 @@ def ask(
     is generated. ``format``/``schema`` choose an output parser (``Answer.parsed``).
     Raises ``AskInterrupted`` (a KeyboardInterrupt carrying the partial Answer) on an
     interrupt and ``GenerationError`` when the backend fails; memory is untouched then.
-    ``samples=N`` (N > 1) samples N answers at ``temperature`` (0.7 by default) from one
+    ``samples=N`` (N > 1) samples N answers at ``temperature`` (0.7 by default) from the same
     retrieval and returns the majority answer, its ``.extras["agreement"]`` and the samples
     (``qa/samples.py``); memory is not used. ``seed`` makes sampling repeatable (the N
     samples use seed, seed+1, ...; 0, 1, ... when not given).

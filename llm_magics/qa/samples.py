@@ -97,7 +97,7 @@ class Consensus:
 
 def ask_samples(ask, question: str, n: int, *, temperature: float | None = None, index=None, collection=None,
                 k=None, hits=None, retrieval: bool = True, stream_to=None, seed: int | None = None, **kwargs):  # fmt: skip
-    """``ask`` N times at a temperature on one retrieval; the majority Answer, with the agreement.
+    """``ask`` N times at a temperature, each on the same retrieval; the majority Answer, with the agreement.
 
     The returned Answer's ``.extras`` holds ``"samples"`` (the N answers), ``"agreement"``
     (share agreeing with the majority), ``"pairwise_agreement"`` and ``"consensus"``; its
