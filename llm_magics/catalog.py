@@ -65,9 +65,15 @@ def listing(command: str) -> Listing:
     if command == "settings":
         from . import config
 
+        def shown(obj, key):
+            return "***" if "key" in key and getattr(obj, key) else repr(getattr(obj, key))
+
         s = config.settings()
-        rows = [[k, "***" if "key" in k and getattr(s, k) else repr(getattr(s, k))] for k in sorted(s.class_own_traits(config=True))]
-        return Listing("Settings (%config LLMMagics.NAME = VALUE)", ["setting", "value"], rows)
+        rows = [[k, shown(s, k)] for k in sorted(s.class_own_traits(config=True))]
+        for entry in registry.unique("settings"):  # each plugin's own section, by its class name
+            section = config.section(entry.obj)
+            rows += [[f"{entry.name}.{k}", shown(section, k)] for k in sorted(entry.obj.class_own_traits(config=True))]
+        return Listing("Settings (%config LLMMagics.NAME = VALUE; a plugin's: %config SECTION.NAME = VALUE)", ["setting", "value"], rows)
     if command in KIND_OF:
         rows = [[e.name, ", ".join(e.aliases), e.plugin, e.description] for e in registry.unique(KIND_OF[command])]
         return Listing(command.capitalize().replace("-", " "), ["name", "aliases", "plugin", "description"], rows)

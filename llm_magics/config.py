@@ -2,19 +2,25 @@
 
 Precedence, lowest first: the defaults below, ``[tool.llm_magics]`` in a ``pyproject.toml``
 in the working directory (next to the notebook), then ``%config`` or attribute assignment.
-(The openai plugin falls back to ``$OPENAI_BASE_URL``/``$OPENAI_API_KEY`` itself, in one
-place: ``openai_compat/client.py``.)
 The same object serves scripts: ``llm_magics.config.settings()``.
+
+A plugin owns its settings: it registers a ``Configurable`` subclass with the
+``register_settings`` hook and reads its values with ``config.section(ThatClass)``. The
+instance is parented to the notebook's shell, so ``%config ThatClass.NAME = VALUE`` works
+(also before the plugin first loads: the value waits in the shell's config), and
+``[tool.llm_magics.ThatClass]`` in ``pyproject.toml`` sets its defaults. The core knows no
+plugin's settings; ``MOVED`` forwards the names that used to live on ``LLMMagics``.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+import warnings
 from pathlib import Path
 
 from traitlets import Bool, Dict, Float, Int, List, Unicode
-from traitlets.config import Configurable
+from traitlets.config import Config, Configurable
 
 from .errors import UsageError
 
@@ -46,19 +52,39 @@ class LLMMagics(Configurable):
     memory_window = Int(3, help="Turns the window memory keeps (with LLMMagics.memory = 'window').").tag(config=True)
     callbacks = List(Unicode(), default_value=[], help="Callback handlers to switch on by name (e.g. logging, trace).").tag(config=True)
     trace_path = Unicode("", help="When set, the trace callback appends JSONL events to this file.").tag(config=True)
-    openai_base_url = Unicode("", help="Base URL of an OpenAI-compatible server; defaults to $OPENAI_BASE_URL.").tag(config=True)
-    openai_api_key = Unicode("", help="API key for the openai backend; defaults to $OPENAI_API_KEY. Never printed.").tag(config=True)
-    openai_timeout = Float(60.0, help="Seconds before an OpenAI-compatible request times out.").tag(config=True)
-    openai_context_window = Int(0, help="Context window of the OpenAI-compatible model; 0 asks the server (else 4096).").tag(config=True)
-    openai_embedding_model = Unicode("text-embedding-3-small", help="Model id the openai embedder asks the server for.").tag(config=True)
     progress = Bool(True, help="Show progress bars for long work.").tag(config=True)
 
-    def __repr__(self) -> str:  # keep the key out of reprs
+    def __repr__(self) -> str:
         return f"<LLMMagics model={self.model!r} embedder={self.embedder!r} store={self.store!r}>"
+
+    def _load_config(self, cfg, section_names=None, traits=None):
+        """Forward settings that moved to a plugin's section (``MOVED``), with a warning."""
+        mine = cfg.get(type(self).__name__) if isinstance(cfg, dict) else None
+        if mine:
+            moved = {k: mine[k] for k in list(mine) if k in MOVED}
+            if moved:
+                cfg = Config(cfg)  # a copy: the shell keeps the old names, we forward them
+                cfg[type(self).__name__] = Config({k: v for k, v in mine.items() if k not in moved})
+                for key, value in moved.items():
+                    _forward(key, value, f"%config LLMMagics.{key}")
+        super()._load_config(cfg, section_names, traits)
+
+
+#: Settings that left ``LLMMagics`` for a plugin's own section: old name -> (section, name).
+#: The old names still work for now, with a DeprecationWarning that gives the new one.
+MOVED: dict[str, tuple[str, str]] = {
+    "openai_base_url": ("OpenAICompat", "base_url"),
+    "openai_api_key": ("OpenAICompat", "api_key"),
+    "openai_timeout": ("OpenAICompat", "timeout"),
+    "openai_context_window": ("OpenAICompat", "context_window"),
+    "openai_embedding_model": ("OpenAICompat", "embedding_model"),
+}
 
 
 _settings: LLMMagics | None = None
-_lock = threading.Lock()
+_lock = threading.RLock()
+_sections: dict[type, Configurable] = {}  # a plugin's settings class -> its instance in force
+_forwarded: dict[str, dict] = {}  # values given under a MOVED name, by section, until it exists
 
 
 def settings() -> LLMMagics:
@@ -73,10 +99,68 @@ def settings() -> LLMMagics:
 
 
 def use(instance: LLMMagics | None) -> None:
-    """Make ``instance`` the settings in force (the extension passes its shell-parented one)."""
+    """Make ``instance`` the settings in force (the extension passes its shell-parented one).
+
+    Plugin sections made for the previous settings are dropped (and taken off their shell's
+    ``%config`` list); the next ``section()`` call makes them again under the new parent.
+    """
     global _settings
     with _lock:
+        for old in _sections.values():
+            shell = old.parent
+            if shell is not None and old in getattr(shell, "configurables", []):
+                shell.configurables.remove(old)
+        _sections.clear()
         _settings = instance
+
+
+def section(cls: type[Configurable]) -> Configurable:
+    """The instance in force of a plugin's settings class (made on first use).
+
+    Its values, lowest first: the class defaults, ``[tool.llm_magics.CLASSNAME]`` in
+    ``pyproject.toml``, then ``%config CLASSNAME.NAME = VALUE`` (or attribute assignment).
+    """
+    with _lock:
+        instance = _sections.get(cls)
+        if instance is None:
+            instance = _sections[cls] = _make_section(cls)
+        return instance
+
+
+def sections() -> list[Configurable]:
+    """The plugin settings made so far (``%llm settings`` makes every registered one first)."""
+    with _lock:
+        return list(_sections.values())
+
+
+def _make_section(cls: type[Configurable]) -> Configurable:
+    name = cls.__name__
+    shell = settings().parent
+    instance = cls(parent=shell) if shell is not None else cls()
+    given = shell.config.get(name, {}) if shell is not None else {}  # %config values win
+    table = _pyproject_table().get(name, {})
+    if not isinstance(table, dict):
+        raise UsageError(f"[tool.llm_magics.{name}] in pyproject.toml must be a table, e.g. [tool.llm_magics.{name}] then NAME = VALUE lines.")
+    for key, value in [*table.items(), *_forwarded.pop(name, {}).items()]:
+        key = key.replace("-", "_")
+        if key not in given:
+            _set(instance, key, value, f"[tool.llm_magics.{name}]")
+    if shell is not None and hasattr(shell, "configurables") and instance not in shell.configurables:
+        shell.configurables.append(instance)
+    return instance
+
+
+def _forward(old: str, value, where: str) -> None:
+    """Set a ``MOVED`` setting under its new name (now, or when its section is made)."""
+    name, key = MOVED[old]
+    warnings.warn(f"{where} moved: use %config {name}.{key} (or [tool.llm_magics.{name}] {key} = ... in pyproject.toml).",
+                  DeprecationWarning, stacklevel=3)
+    with _lock:
+        for cls, instance in _sections.items():
+            if cls.__name__ == name:
+                setattr(instance, key, value)
+                return
+        _forwarded.setdefault(name, {})[key] = value
 
 
 def apply_environment(s: LLMMagics) -> None:
@@ -84,8 +168,7 @@ def apply_environment(s: LLMMagics) -> None:
     when it connects (``openai_compat.client.Connection.from_options``), not copied here."""
 
 
-def apply_pyproject(s: LLMMagics, directory: str | Path | None = None) -> dict:
-    """Read ``[tool.llm_magics]`` from ``pyproject.toml`` in ``directory`` (default: cwd)."""
+def _pyproject_table(directory: str | Path | None = None) -> dict:
     import tomllib
 
     path = Path(directory or os.getcwd()) / "pyproject.toml"
@@ -95,14 +178,33 @@ def apply_pyproject(s: LLMMagics, directory: str | Path | None = None) -> dict:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as e:
         raise UsageError(f"Could not read {path}: {e}. Fix the file or remove [tool.llm_magics].") from None
-    table = data.get("tool", {}).get("llm_magics", {})
+    return data.get("tool", {}).get("llm_magics", {})
+
+
+def apply_pyproject(s: LLMMagics, directory: str | Path | None = None) -> dict:
+    """Read ``[tool.llm_magics]`` from ``pyproject.toml`` in ``directory`` (default: cwd).
+
+    Sub-tables (``[tool.llm_magics.OpenAICompat]``) belong to plugin sections and are read
+    when the section is made (``section()``).
+    """
+    table = _pyproject_table(directory)
+    path = Path(directory or os.getcwd()) / "pyproject.toml"
     for key, value in table.items():
+        if isinstance(value, dict):
+            continue  # a plugin's section
         key = key.replace("-", "_")
-        if not s.has_trait(key) or key in ("config", "parent", "log"):
-            known = ", ".join(sorted(s.class_own_traits(config=True)))
-            raise UsageError(f"Unknown setting {key!r} in [tool.llm_magics] of {path}. Known: {known}.")
-        try:
-            setattr(s, key, value)
-        except Exception as e:  # traitlets.TraitError
-            raise UsageError(f"Bad value for {key} in {path}: {e}") from None
+        if key in MOVED:
+            _forward(key, value, f"{key} in [tool.llm_magics] of {path}")
+            continue
+        _set(s, key, value, f"[tool.llm_magics] of {path}")
     return table
+
+
+def _set(obj: Configurable, key: str, value, where: str) -> None:
+    if not obj.has_trait(key) or key in ("config", "parent", "log"):
+        known = ", ".join(sorted(type(obj).class_own_traits(config=True)))
+        raise UsageError(f"Unknown setting {key!r} in {where}. Known: {known}.")
+    try:
+        setattr(obj, key, value)
+    except Exception as e:  # traitlets.TraitError
+        raise UsageError(f"Bad value for {key} in {where}: {e}") from None

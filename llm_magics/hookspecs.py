@@ -157,3 +157,19 @@ def register_trackers(register: Callable[..., None]) -> None:
     ``name`` is what ``%finetune --tracker NAME`` and ``finetune.train(tracker=NAME)`` use.
     Returns nothing.
     """
+
+
+# ---------------------------------------------------------------------------
+# Settings
+# ---------------------------------------------------------------------------
+
+
+@hookspec
+def register_settings(register: Callable[..., None]) -> None:
+    """Provide a plugin's own settings, called when ``%llm settings`` lists them.
+
+    Call ``register(SettingsClass)`` with a ``traitlets.config.Configurable`` subclass whose
+    traits are tagged ``config=True``. Read the values with ``config.section(SettingsClass)``:
+    users set them with ``%config SettingsClass.NAME = VALUE`` or ``[tool.llm_magics.SettingsClass]``
+    in ``pyproject.toml``. Returns nothing.
+    """

@@ -28,6 +28,7 @@ KINDS: dict[str, tuple[str, str]] = {
     "chain_type": ("register_chain_types", "Pass --chain-type NAME."),
     "output_parser": ("register_output_parsers", "Pass --format NAME."),
     "callback": ("register_callbacks", "Install a callback plugin."),
+    "settings": ("register_settings", "Install the plugin whose settings these are."),
 }
 
 
@@ -96,9 +97,21 @@ def _model_entry(plugin: str, name: str, locate, role=None, aliases=(), descript
     return Entry("model", name, locate, plugin, tuple(aliases), description, {"role": role})
 
 
+def _settings_entry(plugin: str, cls, aliases=(), description: str | None = None) -> Entry:
+    """``register(SettingsClass)`` of ``register_settings``: named by its class, as ``%config`` names it."""
+    from traitlets.config import Configurable
+
+    if not (isinstance(cls, type) and issubclass(cls, Configurable)):
+        raise TypeError(f"{cls!r} is not a traitlets Configurable subclass")
+    doc = description or (cls.__doc__ or "").strip().split("\n")[0]
+    return Entry("settings", cls.__name__, cls, plugin, tuple(aliases), doc)
+
+
 def _class_entry(kind: str):
     if kind == "model":
         return _model_entry
+    if kind == "settings":
+        return _settings_entry
 
     def make(plugin: str, obj, aliases=(), description: str | None = None) -> Entry:
         name = getattr(obj, "name", None)

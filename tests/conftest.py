@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 
 import pytest
@@ -62,11 +63,15 @@ def ip(tmp_path, monkeypatch):
 
     monkeypatch.chdir(tmp_path)
     shell = InteractiveShell.instance()
+    saved = copy.deepcopy(shell.config)  # %config writes into the one shell's config: undo it after
     shell.run_cell("%load_ext llm_magics").raise_error()
     try:
         yield shell
     finally:
         shell.run_cell("%unload_ext llm_magics")
+        for section in [k for k in shell.config if k not in saved]:
+            del shell.config[section]
+        shell.config.update(saved)
         from llm_magics import config
 
         config.use(None)  # the next settings() reads this test's folder afresh

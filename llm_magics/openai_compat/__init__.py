@@ -2,14 +2,15 @@
 
 ``--model openai:MODEL`` (``openai`` alone uses the server's first model) and
 ``--embedder openai`` talk to OpenAI, llama.cpp's server, vLLM, Ollama and the like. The
-base URL and API key come from ``%config LLMMagics.openai_base_url`` and
-``openai_api_key``, falling back to ``$OPENAI_BASE_URL`` and ``$OPENAI_API_KEY``, which are
+base URL and API key come from ``%config OpenAICompat.base_url`` and
+``OpenAICompat.api_key``, falling back to ``$OPENAI_BASE_URL`` and ``$OPENAI_API_KEY``, which are
 read in one place (``client.Connection.from_options``, when a connection is made); the key
 is never printed or stored.
 
 - ``backend.py``: ``OpenAIBackend`` (chat completions, streaming, token counts)
 - ``embedder.py``: ``OpenAIEmbedder`` (``/embeddings``)
 - ``client.py``: ``Connection`` (URL and key, retries, errors, SSE) shared by both
+- ``settings.py``: ``OpenAICompat``, the plugin's own settings (``%config OpenAICompat``)
 """
 
 from __future__ import annotations
@@ -33,6 +34,13 @@ def __getattr__(name: str):  # the classes import pydantic models; load them on 
 
         return OpenAIError
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+@hookimpl
+def register_settings(register):
+    from .settings import OpenAICompat
+
+    register(OpenAICompat)
 
 
 @hookimpl

@@ -24,9 +24,9 @@ DEFAULT_CONTEXT_WINDOW = 4096
 
 
 def _settings():
-    from .. import config
+    from .settings import current
 
-    return config.settings()
+    return current()
 
 
 # ---------------------------------------------------------------------------
@@ -67,7 +67,7 @@ class OpenAIBackend(Backend):
     def context_window(self) -> int:
         if self.options.context_window:
             return self.options.context_window
-        configured = getattr(_settings(), "openai_context_window", 0)
+        configured = _settings().context_window
         if configured:
             return int(configured)
         if self._context_window is None:

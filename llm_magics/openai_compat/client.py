@@ -31,8 +31,8 @@ log = logging.getLogger("llm_magics.openai_compat")
 
 OPENAI_URL = "https://api.openai.com/v1"
 RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
-SET_URL = "%config LLMMagics.openai_base_url = 'http://127.0.0.1:8000/v1' (or $OPENAI_BASE_URL)"
-SET_KEY = "%config LLMMagics.openai_api_key = '...' (or $OPENAI_API_KEY)"
+SET_URL = "%config OpenAICompat.base_url = 'http://127.0.0.1:8000/v1' (or $OPENAI_BASE_URL)"
+SET_KEY = "%config OpenAICompat.api_key = '...' (or $OPENAI_API_KEY)"
 
 
 class OpenAIError(UsageError):
@@ -49,9 +49,9 @@ class OpenAIError(UsageError):
 
 
 class ConnectionOptions(Options):
-    base_url: str | None = Field(None, description="Server URL ending in /v1; default: the openai_base_url setting, then $OPENAI_BASE_URL.")
-    api_key: SecretStr | None = Field(None, description="API key; default: the openai_api_key setting, then $OPENAI_API_KEY. Never shown.")
-    timeout: float | None = Field(None, gt=0, description="Seconds to wait for the server; default: the openai_timeout setting.")
+    base_url: str | None = Field(None, description="Server URL ending in /v1; default: OpenAICompat.base_url, then $OPENAI_BASE_URL.")
+    api_key: SecretStr | None = Field(None, description="API key; default: OpenAICompat.api_key, then $OPENAI_API_KEY. Never shown.")
+    timeout: float | None = Field(None, gt=0, description="Seconds to wait for the server; default: OpenAICompat.timeout.")
     max_retries: int = Field(3, ge=0, description="Retries after a failed connection, a timeout, 429 or 5xx.")
     backoff: float = Field(0.5, ge=0, description="First retry delay in seconds; it doubles on each retry.")
     max_wait: float = Field(30.0, ge=0, description="Longest single wait between retries, Retry-After included.")
@@ -71,19 +71,19 @@ class Connection:
 
     @classmethod
     def from_options(cls, options: ConnectionOptions) -> "Connection":
-        from .. import config
+        from .settings import current
 
-        s = config.settings()
+        s = current()
         key = options.api_key.get_secret_value() if options.api_key else ""
-        key = key or s.openai_api_key or os.environ.get("OPENAI_API_KEY", "")
-        url = options.base_url or s.openai_base_url or os.environ.get("OPENAI_BASE_URL", "")
+        key = key or s.api_key or os.environ.get("OPENAI_API_KEY", "")
+        url = options.base_url or s.base_url or os.environ.get("OPENAI_BASE_URL", "")
         if not url:
             if not key:
                 raise UsageError(f"The openai backend needs a server: set {SET_URL}, or an API key for api.openai.com with {SET_KEY}.")
             url = OPENAI_URL
         if not url.startswith(("http://", "https://")):
             raise UsageError(f"The openai base URL {url!r} is not an http(s) URL. Set one like {SET_URL}.")
-        return cls(url.rstrip("/"), key, options.timeout or s.openai_timeout, options.max_retries, options.backoff, options.max_wait)
+        return cls(url.rstrip("/"), key, options.timeout or s.timeout, options.max_retries, options.backoff, options.max_wait)
 
     @property
     def client(self) -> "httpx.Client":
@@ -160,7 +160,7 @@ class Connection:
         if isinstance(e, httpx.TimeoutException) and not isinstance(e, httpx.ConnectTimeout):
             return OpenAIError(
                 f"No answer from {self.display_url}{path} within {self.timeout:g} s{tries}. "
-                "Check that the server is not stuck, or raise %config LLMMagics.openai_timeout."
+                "Check that the server is not stuck, or raise %config OpenAICompat.timeout."
             )
         return OpenAIError(
             f"Could not connect to an OpenAI-compatible server at {self.display_url}{tries}: "
@@ -268,7 +268,7 @@ def sse_events(response: "httpx.Response", connection: Connection) -> Iterator[d
         except httpx.TimeoutException:
             raise OpenAIError(
                 f"{connection.display_url} stopped sending for {connection.timeout:g} s in the middle of a reply. "
-                "Check the server, or raise %config LLMMagics.openai_timeout."
+                "Check the server, or raise %config OpenAICompat.timeout."
             ) from None
         except httpx.TransportError as e:
             raise OpenAIError(f"{connection.display_url} broke off the reply: {type(e).__name__}: {connection.redact(str(e))}.") from None

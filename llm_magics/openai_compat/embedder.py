@@ -29,13 +29,13 @@ class OpenAIEmbedder(Embedder):
     description: ClassVar[str] = "Any OpenAI-compatible /v1/embeddings endpoint"
 
     class Options(ConnectionOptions):
-        model: str | None = Field(None, description="Embedding model id on the server; default: the openai_embedding_model setting, else text-embedding-3-small.")
+        model: str | None = Field(None, description="Embedding model id on the server; default: OpenAICompat.embedding_model, else text-embedding-3-small.")
         batch_size: int = Field(64, gt=0, description="Texts sent per request.")
 
     def __init__(self, **options):
         super().__init__(**options)
         self.connection = Connection.from_options(self.options)
-        self.model = self.options.model or getattr(_settings(), "openai_embedding_model", "") or DEFAULT_EMBEDDING_MODEL
+        self.model = self.options.model or _settings().embedding_model or DEFAULT_EMBEDDING_MODEL
         self._dimension: int | None = None
 
     def __repr__(self) -> str:

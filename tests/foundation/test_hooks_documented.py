@@ -74,3 +74,17 @@ def test_doc_examples_run_register_and_work(tmp_path):
     handler = registered["register_callbacks"][0]()
     handler.on_llm_new_token(token="x")
     assert type(handler).tokens == 1
+
+
+def test_the_register_settings_example_runs():
+    from llm_magics import config
+
+    docs = (ROOT / "docs" / "plugin_hooks.md").read_text()
+    section = re.search(r"^## register_settings\n(.*?)(?=^## |\Z)", docs, re.S | re.M).group(1)
+    namespace: dict = {}
+    exec(compile(re.search(r"```python\n(.*?)```", section, re.S).group(1), "docs:register_settings", "exec"), namespace)
+    collected = []
+    namespace["register_settings"](register=collected.append)
+    assert collected == [namespace["Weather"]] and namespace["units"]() == "metric"
+    config.section(namespace["Weather"]).units = "imperial"
+    assert namespace["units"]() == "imperial"

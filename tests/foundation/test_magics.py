@@ -63,9 +63,75 @@ def test_config_magic_changes_settings(ip):
 
 
 def test_api_key_is_never_shown(ip):
-    ip.run_cell('%config LLMMagics.openai_api_key = "sk-secret-123"').raise_error()
-    text = str(ip.run_cell("%llm settings").result)
-    assert "sk-secret-123" not in text and "***" in text
+    ip.run_cell('%config OpenAICompat.api_key = "sk-secret-123"').raise_error()
+    listing = ip.run_cell("%llm settings").result
+    assert "sk-secret-123" not in str(listing) and ["OpenAICompat.api_key", "***"] in listing.rows
+
+
+def test_a_plugin_owns_its_settings_section(ip, tmp_path, monkeypatch):
+    """The openai plugin's settings live in its OpenAICompat section: %config before the plugin
+    loads, pyproject sub-tables, the %config listing, and the old LLMMagics names forwarded."""
+    from llm_magics import config
+    from llm_magics.errors import UsageError
+    from llm_magics.openai_compat.settings import OpenAICompat, current
+
+    assert not any(k.startswith("openai") for k in config.LLMMagics.class_own_traits())  # the core names none
+    config.use(config.settings())  # drop sections made by earlier tests: the next use makes them anew
+    ip.run_cell('%config OpenAICompat.timeout = 7.5').raise_error()  # before the section exists
+    assert current().timeout == 7.5 and current() is config.section(OpenAICompat)
+    assert "OpenAICompat" in [type(c).__name__ for c in ip.configurables]  # so %config OpenAICompat lists it
+    ip.run_cell('%config OpenAICompat.timeout = 9').raise_error()  # after: the instance updates
+    assert current().timeout == 9.0
+    with pytest.warns(DeprecationWarning, match=r"moved: use %config OpenAICompat.base_url"):
+        ip.run_cell('%config LLMMagics.openai_base_url = "http://127.0.0.1:9/v1"').raise_error()
+    assert current().base_url == "http://127.0.0.1:9/v1"
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "pyproject.toml").write_text('[tool.llm_magics]\nk = 5\n\n[tool.llm_magics.OpenAICompat]\ncontext-window = 2048\ntimeout = 3\n')
+    config.use(config.settings())
+    config.apply_pyproject(config.settings())  # sub-tables are skipped by the core ...
+    section = current()  # ... and read by the section: pyproject below %config (timeout stays 9)
+    assert (section.context_window, section.timeout) == (2048, 9.0)
+    (tmp_path / "pyproject.toml").write_text("[tool.llm_magics.OpenAICompat]\ncolour = 1\n")
+    config.use(config.settings())
+    with pytest.raises(UsageError, match=r"Unknown setting 'colour' in \[tool.llm_magics.OpenAICompat\]. Known: api_key, base_url"):
+        current()
+    (tmp_path / "pyproject.toml").write_text('[tool.llm_magics]\nopenai_embedding_model = "e5"\n')
+    config.use(config.settings())
+    with pytest.warns(DeprecationWarning, match="OpenAICompat.embedding_model"):
+        config.apply_pyproject(config.settings())
+    assert current().embedding_model == "e5"
+    config.use(config.settings())
+
+
+def test_a_third_party_plugin_registers_its_settings(ip):
+    """The register_settings hook: the section is listed by %llm settings (keys masked) and set by %config."""
+    from traitlets import Unicode
+    from traitlets.config import Configurable
+
+    from llm_magics import config, hookimpl, plugins
+
+    class Weather(Configurable):
+        """Settings of a weather tool."""
+
+        units = Unicode("metric", help="metric or imperial.").tag(config=True)
+        service_key = Unicode("", help="Never shown.").tag(config=True)
+
+    class Plugin:
+        @hookimpl
+        def register_settings(register):
+            register(Weather)
+
+    name = plugins.register(Plugin, "weather-settings")
+    try:
+        ip.run_cell('%config Weather.units = "imperial"').raise_error()
+        ip.run_cell('%config Weather.service_key = "wk-secret"').raise_error()
+        listing = ip.run_cell("%llm settings").result
+        assert ["Weather.units", "'imperial'"] in listing.rows and ["Weather.service_key", "***"] in listing.rows
+        assert config.section(Weather).units == "imperial" and "wk-secret" not in str(listing)
+        assert ["weather-settings", "registered at runtime", "register_settings", "ok"] in ip.run_cell("%llm plugins").result.rows
+    finally:
+        plugins.unregister(name)
 
 
 def test_pyproject_settings_next_to_the_notebook(tmp_path, monkeypatch):

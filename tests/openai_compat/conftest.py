@@ -113,9 +113,11 @@ def llama_server(tmp_path_factory):
 @pytest.fixture
 def openai_settings(monkeypatch):
     """Settings and environment without any OpenAI configuration; tests set what they need."""
-    s = config.settings()
-    monkeypatch.setattr(s, "openai_base_url", "")
-    monkeypatch.setattr(s, "openai_api_key", "")
+    from llm_magics.openai_compat.settings import OpenAICompat
+
+    s = config.section(OpenAICompat)
+    monkeypatch.setattr(s, "base_url", "")
+    monkeypatch.setattr(s, "api_key", "")
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     return s

@@ -120,7 +120,7 @@ def test_no_answer_within_the_timeout(scripted_server, openai_settings):
     assert time.monotonic() - start < 2.5
     assert len(server.chats) == 2  # timed out, retried once, timed out again
     assert "No answer from" in str(e.value) and "within 0.5 s (2 tries)" in str(e.value)
-    assert "openai_timeout" in str(e.value)
+    assert "OpenAICompat.timeout" in str(e.value)
 
 
 def test_a_stall_mid_stream_keeps_the_pieces_and_says_so(scripted_server, openai_settings):
@@ -145,7 +145,7 @@ def test_connection_refused_says_start_the_server(closed_port, openai_settings):
         OpenAIBackend("tiny", base_url=url, max_retries=2, backoff=0.05).complete(HELLO)
     message = str(e.value)
     assert message.startswith(f"Could not connect to an OpenAI-compatible server at {url} (3 tries)")
-    assert "Start the server" in message and "openai_base_url" in message
+    assert "Start the server" in message and "OpenAICompat.base_url" in message
     assert 0.15 <= time.monotonic() - start < 3  # backed off 0.05 + 0.1 s
 
 
@@ -187,13 +187,13 @@ def test_settings_then_environment_give_url_and_key(scripted_server, openai_sett
     assert model.complete("hi").text == "hi"
     assert server.chats[-1].headers["Authorization"] == "Bearer sk-from-env"
 
-    openai_settings.openai_api_key = "sk-from-settings"  # settings win over the environment
+    openai_settings.api_key = "sk-from-settings"  # settings win over the environment
     get_model("openai:tiny").complete("hi")
     assert server.chats[-1].headers["Authorization"] == "Bearer sk-from-settings"
 
 
 def test_no_server_configured_says_how_to_set_one(openai_settings):
-    with pytest.raises(UsageError, match=r"needs a server: set %config LLMMagics.openai_base_url = .* \$OPENAI_BASE_URL"):
+    with pytest.raises(UsageError, match=r"needs a server: set %config OpenAICompat.base_url = .* \$OPENAI_BASE_URL"):
         get_model("openai:gpt-4o-mini")
 
 
@@ -205,7 +205,7 @@ def test_without_a_model_name_the_servers_first_model_is_used(scripted_server, o
             h.chat([seen.body["model"]])
 
     server = scripted_server(respond)
-    openai_settings.openai_base_url = server.base_url
+    openai_settings.base_url = server.base_url
     model = get_model("openai")
     assert model.complete(HELLO).text == "only-model"
     assert model.context_window == 8192  # vLLM lists max_model_len under /models
@@ -224,7 +224,7 @@ def test_embeddings_in_openai_form_come_back_in_input_order_and_unit_length(scri
         h.json(200, {"object": "list", "data": data[::-1], "model": seen.body["model"]})  # any order, by index
 
     server = scripted_server(respond)
-    openai_settings.openai_base_url = server.base_url
+    openai_settings.base_url = server.base_url
     embedder = get_embedder("openai")
     vectors = embedder.embed(["abcd", "a", "abcdefghijkl"])
     assert server.requests[0].body["model"] == "text-embedding-3-small" and embedder.identity == "openai:text-embedding-3-small"

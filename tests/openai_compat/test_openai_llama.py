@@ -98,13 +98,13 @@ def test_a_wrong_key_is_a_clear_401_that_never_shows_a_key(llama_server, openai_
     assert e.value.status == 401
     assert message == (
         f"{llama_server.base_url}/chat/completions rejected the API key (401: Invalid API key). "
-        "Set the right one with %config LLMMagics.openai_api_key = '...' (or $OPENAI_API_KEY)."
+        "Set the right one with %config OpenAICompat.api_key = '...' (or $OPENAI_API_KEY)."
     )
     for shown in (message, repr(e.value), repr(model), repr(model.options), repr(model.connection)):
         assert wrong not in shown and llama_server.api_key not in shown
 
     no_key = OpenAIBackend(llama_server.model, base_url=llama_server.base_url)
-    with pytest.raises(OpenAIError, match="needs an API key .* Set it with %config LLMMagics.openai_api_key"):
+    with pytest.raises(OpenAIError, match="needs an API key .* Set it with %config OpenAICompat.api_key"):
         list(no_key.stream(QUESTION, GenerationParams(max_tokens=2), Usage()))
 
 
@@ -120,8 +120,8 @@ def test_a_wrong_base_url_path_is_a_clear_404(llama_server, openai_settings, wro
 
 
 def test_get_model_reads_url_and_key_from_settings(llama_server, openai_settings, reference):
-    openai_settings.openai_base_url = llama_server.base_url
-    openai_settings.openai_api_key = llama_server.api_key
+    openai_settings.base_url = llama_server.base_url
+    openai_settings.api_key = llama_server.api_key
     model = get_model(f"openai:{llama_server.model}")
     assert isinstance(model, OpenAIBackend) and model.model_id == "openai:smollm2"
     assert model.complete(QUESTION, GenerationParams(max_tokens=24)).text == reference
@@ -171,8 +171,8 @@ def test_a_real_sigint_while_waiting_on_the_socket_stops_generation(model):
 
 def test_embeddings_from_the_server(llama_server, openai_settings):
     # llama-cpp-python returns a vector per token for a decoder model; the embedder mean-pools.
-    openai_settings.openai_base_url = llama_server.base_url
-    openai_settings.openai_api_key = llama_server.api_key
+    openai_settings.base_url = llama_server.base_url
+    openai_settings.api_key = llama_server.api_key
     embedder = get_embedder("openai", model=llama_server.model, batch_size=2)
     assert isinstance(embedder, OpenAIEmbedder) and embedder.identity == "openai:smollm2"
     texts = ["The cat sat on the mat.", "A kitten sat on a rug.", "Quarterly revenue rose by four percent.", "cat"]
