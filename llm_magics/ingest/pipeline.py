@@ -1,10 +1,11 @@
 """The ingest pipeline behind ``Index.add``: load, split, embed in batches, write each source.
 
 ``add`` walks the sources (files, folders, globs, URLs), skips unchanged ones by
-fingerprint, loads and splits the rest, and hands them to a ``_Writer``, which embeds
+fingerprint, loads and splits the rest (here, or in worker processes: workers.py), and
+hands them, in the order of the sources, to a ``_Writer``, which embeds
 their new texts in batches (reusing vectors the store already holds) and writes each
 source through the ``Manifest`` protocol (manifest.py), so an interrupted run leaves the
-collection consistent and the next run finishes it.
+collection consistent and the next run finishes it. The report times each stage.
 """
 
 from __future__ import annotations
@@ -14,14 +15,14 @@ import json
 import os
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 from .. import config
 from ..errors import UsageError
 from .documents import Chunk
 from .manifest import KEY, VERSION
-from .retrieval import DOC
 from .report import IngestReport
 
 if TYPE_CHECKING:
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from .index import Index
     from .redact import Redactor
     from .splitters import Splitter
+    from .workers import Job
 
 
 @dataclass
@@ -60,6 +62,7 @@ def add(
     progress: bool | None = None,
     batch_size: int | None = None,  # texts per embedder call (default 256)
     redact: "bool | Redactor" = False,  # mask personal data before splitting, embedding and storing
+    workers: int | None = None,  # processes that load and split (0 or 1: this one)
     **loader_options: Any,
 ) -> IngestReport:
     """Load, split, embed and store ``sources`` (files, folders, globs, URLs).
@@ -71,15 +74,18 @@ def add(
     e-mail addresses, phone numbers, IBANs, card numbers and people's names (when spaCy's English
     model is installed) in every loaded document before anything else sees it; the report counts
     what was masked (``report.redacted``) and says which kinds were not checked.
+    ``workers=N`` loads and splits in N worker processes while this one embeds and writes
+    (workers.py); the chunks and their ids are the same as with one process. The report
+    times each stage (``report.profile()``).
     """
-    from .loaders import SkipSource, choose
-    from .loaders.sources import expand
     from .splitters import Splitter, get_splitter
+    from .workers import Reader
 
     started = time.perf_counter()
     if isinstance(sources, (str, os.PathLike)):
         sources = [sources]
     report = index.last_report = IngestReport(index.collection, index.store.name)
+    workers = _check_workers(workers)
     embedder = index.embedder
     if isinstance(splitter, Splitter):
         if chunk_size is not None or chunk_overlap is not None:
@@ -97,47 +103,32 @@ def add(
     writer = _Writer(index, report, batch_size, progress)
     usage_errors: list[UsageError] = []
     manifest = index.manifest
+    jobs = _jobs(index, sources, glob, recursive, loader, loader_options, split_key, report)
     try:
-        for src, problem in expand(sources, glob, recursive):
-            if problem:
-                report.skipped.append((src, problem))
-                continue
-            try:
-                cls, note = choose(src, loader)
-                options = _options_for(cls, loader_options, explicit=loader is not None)
-                key = cls.source_key(src, options)
-                fingerprint = _fingerprint(src, cls.name, options, split_key, embedder.identity)
-                old = manifest.entries().get(key)
-                if old and fingerprint and old.get("fingerprint") == fingerprint and manifest.settled(old):
+        with Reader(workers, split, embedder, redactor, report) as reader:
+            for job, read in reader.read(jobs):  # in the order of the sources, whoever read them
+                if read.unchanged:
                     report.files_unchanged += 1
-                    report.chunks_unchanged += old.get("chunks", 0)
+                    report.chunks_unchanged += job.old.get("chunks", 0)
                     continue
-                chunks = list(split.split(_numbered(_redacted(cls(**options).load(src), redactor))))
-                if not chunks:
-                    raise SkipSource("no text to index")
-            except SkipSource as e:
-                report.skipped.append((src, str(e)))
-                continue
-            except UsageError as e:
-                usage_errors.append(e)
-                report.skipped.append((src, str(e)))
-                continue
-            except (KeyboardInterrupt, MemoryError):
-                raise
-            except Exception as e:  # noqa: BLE001 - one broken file must not stop the run
-                report.skipped.append((src, f"{type(e).__name__}: {' '.join(str(e).split())[:160]}"))
-                continue
-            if note:
-                report.notes.append((src, note))
-            item = _prepare(src, key, fingerprint, chunks, old)
-            if old and old.get("version") == item.version and manifest.settled(old):
-                # Same content (a touched file, a re-run query): remember the new fingerprint only.
-                manifest.touch(key, old, item.fingerprint)
-                report.files_unchanged += 1
-                report.chunks_unchanged += len(chunks)
-                continue
-            report.files_read += 1
-            writer.add(item)
+                if read.skip is not None:
+                    if read.usage:
+                        usage_errors.append(UsageError(read.skip))
+                    report.skipped.append((job.source, read.skip))
+                    continue
+                if job.note:
+                    report.notes.append((job.source, job.note))
+                item = _prepare(job.source, job.key, job.fingerprint, read.chunks, job.old)
+                old = job.old
+                if old and old.get("version") == item.version and manifest.settled(old):
+                    # Same content (a touched file, a re-run query): remember the new fingerprint only.
+                    with _timed(report, "store_seconds"):
+                        manifest.touch(job.key, old, item.fingerprint)
+                    report.files_unchanged += 1
+                    report.chunks_unchanged += len(read.chunks)
+                    continue
+                report.files_read += 1
+                writer.add(item)
         writer.flush()
     except KeyboardInterrupt:
         report.interrupted = True
@@ -153,6 +144,53 @@ def add(
     if usage_errors and not report.files_read and not report.files_unchanged:
         raise usage_errors[0]
     return report
+
+
+def _jobs(index: "Index", sources, glob, recursive, loader, loader_options, split_key, report) -> "Iterator[Job]":
+    """Each source in order, with its loader chosen, or already decided (skipped, unchanged)."""
+    from .loaders import choose
+    from .loaders.sources import expand
+    from .workers import Job, Read, failure
+
+    embedder, manifest = index.embedder, index.manifest
+    for src, problem in expand(sources, glob, recursive):
+        if problem:
+            yield Job(src, done=Read(skip=problem))
+            continue
+        try:
+            cls, note = choose(src, loader)
+            options = _options_for(cls, loader_options, explicit=loader is not None)
+            key = cls.source_key(src, options)
+            fingerprint = _fingerprint(src, cls.name, options, split_key, embedder.identity)
+            with _timed(report, "store_seconds"):
+                old = manifest.entries().get(key)
+        except (KeyboardInterrupt, MemoryError):
+            raise
+        except Exception as e:  # noqa: BLE001 - one broken file must not stop the run
+            yield Job(src, done=failure(e))
+            continue
+        job = Job(src, key, fingerprint, old, cls, options, note)
+        if old and fingerprint and old.get("fingerprint") == fingerprint and manifest.settled(old):
+            job.done = Read(unchanged=True)
+        yield job
+
+
+def _check_workers(workers) -> int:
+    if workers is None:
+        return 1
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
+        raise UsageError(f"workers must be a whole number of processes (0 or 1: in this process), not {workers!r}. Example: --workers 2")
+    return max(1, workers)
+
+
+@contextmanager
+def _timed(report: IngestReport, stage: str):
+    """Add the seconds the block takes to ``report.<stage>``."""
+    t0 = time.perf_counter()
+    try:
+        yield
+    finally:
+        setattr(report, stage, getattr(report, stage) + time.perf_counter() - t0)
 
 
 class _Writer:
@@ -178,8 +216,9 @@ class _Writer:
         if not self.pending:
             return
         self._embed()
-        for item in self.pending:
-            self._write(item)
+        with _timed(self.report, "store_seconds"):
+            for item in self.pending:
+                self._write(item)
         self.pending, self.queued = [], 0
 
     def _embed(self) -> None:
@@ -189,7 +228,8 @@ class _Writer:
         todo: dict[str, str] = {}
         for item in self.pending:
             if item.old is not None:
-                self._reuse(item)
+                with _timed(self.report, "store_seconds"):
+                    self._reuse(item)
             for chunk, id_ in zip(item.chunks, item.ids):
                 h = _text_hash(chunk.text)
                 if id_ in item.stored_ids or h in item.vectors:
@@ -324,20 +364,3 @@ def _redactor(redact):
     from .redact import Redactor
 
     return redact if isinstance(redact, Redactor) else Redactor()
-
-
-def _numbered(documents):
-    """Each document tagged with its place in the source (``_doc``): small-to-big never crosses documents."""
-    for n, doc in enumerate(documents):
-        doc.metadata = {**doc.metadata, DOC: n}
-        yield doc
-
-
-def _redacted(documents, redactor):
-    """The loader's documents with personal data masked, before the splitter sees them."""
-    if redactor is None:
-        yield from documents
-        return
-    for doc in documents:
-        doc.text = redactor.redact(doc.text)
-        yield doc

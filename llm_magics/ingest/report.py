@@ -1,4 +1,5 @@
-"""What one ``Index.add`` did: files read and skipped (with reasons), chunks added and removed."""
+"""What one ``Index.add`` did: files read and skipped (with reasons), chunks added and removed,
+and where the time went (load, split, embed, store: ``profile()``, ``%ingest --profile``)."""
 
 from __future__ import annotations
 
@@ -20,8 +21,18 @@ class IngestReport:
     chunks_unchanged: int = 0
     chunks_removed: int = 0
     chunks_embedded: int = 0  # texts that went through the model (duplicates and kept vectors skip it)
+    # Seconds per stage (time.perf_counter sums). With a process pool (workers > 1) load and
+    # split run in the workers: their seconds are summed over the workers, and wait_seconds is
+    # how long the main process waited for them; embed and store always run in the main process.
+    load_seconds: float = 0.0  # loaders, and redaction when asked for
+    split_seconds: float = 0.0
     embed_seconds: float = 0.0
-    seconds: float = 0.0
+    store_seconds: float = 0.0  # the store's reads and writes: manifest look-ups, upserts, deletes
+    wait_seconds: float = 0.0  # main process blocked on the workers (pool start-up included)
+    read_here_seconds: float = 0.0  # with workers: load + split the main process did itself rather than wait
+    seconds: float = 0.0  # wall time of the whole add()
+    workers: int = 1  # processes that loaded and split (1: in the main process)
+    workers_note: str = ""  # why a run asked for workers went in process, if it did
     interrupted: bool = False
     redacted: dict[str, int] | None = None  # kind -> items masked, when run with redact=True
     redact_warnings: list[str] = field(default_factory=list)  # kinds not checked (names without spaCy), with the fix
@@ -55,6 +66,32 @@ class IngestReport:
             out.append("Notes:")
             out.extend(f"  {src}: {note}" for src, note in self.notes)
         return out
+
+    def stages(self) -> list[tuple[str, float, str]]:
+        """``(stage, seconds, where)`` rows; the "main" rows add up to ``seconds`` (wall time)."""
+        pooled = self.workers > 1
+        where = "workers" if pooled else "main"
+        rows = [("load", self.load_seconds, where), ("split", self.split_seconds, where)]
+        if pooled:
+            rows += [("wait for workers", self.wait_seconds, "main"), ("load+split in main", self.read_here_seconds, "main")]
+        rows += [("embed", self.embed_seconds, "main"), ("store", self.store_seconds, "main")]
+        main = sum(s for _, s, w in rows if w == "main")
+        rows.append(("other", max(0.0, self.seconds - main), "main"))  # walking, choosing loaders, hashing ids
+        return rows
+
+    def profile(self) -> str:
+        """The stages as a small table: seconds and share of the wall time."""
+        wall = self.seconds or 1e-12
+        how = f"{self.workers} worker processes" if self.workers > 1 else "in one process"
+        out = [f"Profile ({how}{'; ' + self.workers_note if self.workers_note else ''}):", f"  {'stage':<24}{'seconds':>9}{'share':>8}"]
+        for stage, seconds, where in self.stages():
+            label = f"{stage} (all, summed)" if where == "workers" else stage
+            share = f"({seconds / wall:.0%})" if where == "workers" else f"{seconds / wall:.0%}"
+            out.append(f"  {label:<24}{seconds:>9.2f}{share:>8}")
+        out.append(f"  {'total (wall)':<24}{self.seconds:>9.2f}{'100%':>8}")
+        if self.workers > 1:
+            out.append("  (all, summed): seconds summed over the workers and the main process, which ran side by side; not part of the 100%.")
+        return "\n".join(out)
 
     def __str__(self) -> str:
         return "\n".join(self.lines())

@@ -70,9 +70,12 @@ def ingest_from_args(args, echo=print):
             glob=args.glob,
             recursive=args.recursive,
             redact=redact,
+            workers=getattr(args, "workers", None),
             **options,
         )
         echo(report)
+        if getattr(args, "profile", False):
+            echo(report.profile())
     elif options or args.loader or args.splitter or args.glob:
         raise errors.UsageError("Loader and splitter options need SOURCE paths to read. Example: %ingest docs/ --glob '*.md'")
     if args.stats:
@@ -112,6 +115,8 @@ class IngestMagics(Magics):
     @argument("--stats", action="store_true", help="Show the collection's sources and chunk counts.")
     @argument("--redact", action="store_true", help="Mask e-mail addresses, phone numbers, IBANs, card numbers and people's names (with spaCy's English model) before embedding and storing; the summary counts them by kind.")
     @argument("--redact-kinds", metavar="KINDS", help="Mask only these kinds (comma-separated: email, iban, credit_card, phone, name); implies --redact. E.g. --redact-kinds email,phone leaves names alone.")
+    @argument("--workers", type=int, metavar="N", help="Load and split in N worker processes while this one embeds and writes (default 1: all in this process; same chunks either way).")
+    @argument("--profile", action="store_true", help="After the summary, show where the time went: load, split, embed, store (seconds and share of the wall time).")
     @argument("-o", "--output", metavar="VAR", help="Also bind the Index to this variable.")
     @line_magic
     @user_errors
@@ -129,6 +134,7 @@ class IngestMagics(Magics):
             %ingest inbox/ --redact-kinds email,phone   # only these kinds (no names)
             %ingest docs/ --store-option url=http://127.0.0.1:8000   # a Chroma server
             %ingest --copy-to chroma --store-option url=http://127.0.0.1:8000
+            %ingest docs/ -r --workers 2 --profile   # load and split in 2 processes; time per stage
 
         Re-running is safe: unchanged files are skipped, changed ones replace their
         chunks. Unreadable files are skipped with a reason in the summary.

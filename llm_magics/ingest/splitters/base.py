@@ -40,6 +40,8 @@ class Splitter(Extension):
 
     kind: ClassVar[str] = "splitter"
     Options = SplitterOptions
+    #: True when ``spans`` counts the embedder's tokens: a worker process then loads the embedder too.
+    uses_embedder: ClassVar[bool] = False
 
     def __init__(self, embedder: "Embedder | None" = None, **options):
         super().__init__(**options)

@@ -75,6 +75,7 @@ class TokenSplitter(RecursiveSplitter):
 
     name = "token"
     Options = TokenOptions
+    uses_embedder = True
 
     def __init__(self, embedder=None, **options):
         if embedder is None:
