@@ -13,7 +13,9 @@ output, with its own A and B, so `q` here is what PEFT's `q_proj` is:
     qkv rows [nh·hs, (nh+nkv)·hs) k       mlp.gate_up rows [I, 2I)   up
     qkv rows [(nh+nkv)·hs, end)   v       attn.out: o     mlp.down: down    (mlp.up in GPT-2: up)
 
-The frozen fused matmul runs once; the adapters add their low-rank terms to their slices.
+The frozen fused matmul runs once. The adapters of one matrix run as one pair of matmuls: their
+A's stacked (n·r, in), their B's block-diagonal (out, n·r), so each B writes only its own rows
+(no per-slice matmuls, no in-place slice updates for autograd to copy around).
 `merge` adds (alpha / r) · B A into exactly those rows of W: the merged model computes the
 same function without the adapter (to float rounding).
 """
@@ -50,7 +52,7 @@ class LoRALinear(nn.Module):
     def __init__(self, base: nn.Linear, slices: dict[str, tuple[int, int]], rank: int, alpha: float, dropout: float):
         super().__init__()
         self.base = base
-        self.slices = dict(slices)
+        self.slices = dict(sorted(slices.items(), key=lambda item: item[1]))  # in row order
         self.rank, self.alpha, self.scale = rank, alpha, alpha / rank
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.lora_A = nn.ParameterDict()
@@ -73,28 +75,31 @@ class LoRALinear(nn.Module):
     def weight(self):
         return self.base.weight
 
+    def stacked(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every adapter of this layer as one pair: A (n·r, in) stacked, and B (out, n·r) block-diagonal,
+        each B on its own rows and columns, zero rows where no target is."""
+        a = torch.cat([self.lora_A[name] for name in self.slices])  # (n·r, in)
+        blocks, row = [], 0
+        for name, (start, end) in self.slices.items():  # in row order
+            b = self.lora_B[name]  # (out_slice, r)
+            blocks += [b.new_zeros(start - row, 0), b]  # a (gap, 0) block adds untargeted rows and no column
+            row = end
+        blocks.append(b.new_zeros(self.out_features - row, 0))
+        return a, torch.block_diag(*blocks)  # (n·r, in), (out, n·r)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.base(x)  # (..., out): the frozen fused product
-        h = self.dropout(x)
-        names = list(self.slices)
-        a = torch.cat([self.lora_A[n] for n in names]) if len(names) > 1 else self.lora_A[names[0]]  # (n·r, in)
-        low = h @ a.T  # (..., n·r): every adapter's down-projection in one matmul
-        for i, name in enumerate(names):
-            start, end = self.slices[name]
-            delta = low[..., i * self.rank : (i + 1) * self.rank] @ self.lora_B[name].T  # (..., out_slice)
-            if start == 0 and end == y.shape[-1]:
-                y = y + self.scale * delta
-            else:
-                y[..., start:end] += self.scale * delta  # in place: F.linear's backward does not need y
-        return y
+        x2 = x.flatten(0, -2)  # (N, in): every position of the batch
+        y = self.base(x2)  # (N, out): the frozen fused product
+        a, b = self.stacked()
+        low = self.dropout(x2) @ (self.scale * a).T  # (N, n·r): every adapter's down-projection, scaled, in one matmul
+        y.addmm_(low, b.T)  # y += low Bᵀ in place: each adapter's up-projection lands on its own rows
+        return y.view(*x.shape[:-1], -1)  # (..., out)
 
     @torch.no_grad()
     def merged_weight(self) -> torch.Tensor:
-        """W + (alpha / r) · B A on each target's rows."""
-        w = self.base.weight.detach().clone()
-        for name, (start, end) in self.slices.items():
-            w[start:end] += self.scale * (self.lora_B[name] @ self.lora_A[name]).to(w.dtype)
-        return w
+        """W + (alpha / r) · B A, each adapter on its target's rows."""
+        a, b = self.stacked()
+        return self.base.weight + (self.scale * (b @ a)).to(self.base.weight.dtype)  # (out, in)
 
 
 def target_slices(module: nn.Module, config) -> list[tuple[str, dict[str, tuple[int, int]]]]:

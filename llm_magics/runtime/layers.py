@@ -99,8 +99,8 @@ def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch
     """Rotate each (j, j + hs/2) channel pair of x (B, heads, T, hs) by the position's angle."""
     if cos.dtype != x.dtype:  # bf16 models keep float32 tables (see quantize.py)
         cos, sin = cos.to(x.dtype), sin.to(x.dtype)
-    half = x.shape[-1] // 2
-    rotated_half = torch.cat((-x[..., half:], x[..., :half]), dim=-1)  # (x1, x2) -> (-x2, x1)
+    x1, x2 = x.chunk(2, dim=-1)  # (..., hs/2) each
+    rotated_half = torch.cat((-x2, x1), dim=-1)  # (x1, x2) -> (-x2, x1)
     return x * cos + rotated_half * sin
 
 
@@ -132,8 +132,7 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(n_embd))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x32 = x.float()  # no copy when x is float32 already
-        normed = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)  # (B, T, C)
+        normed = F.rms_norm(x.float(), (x.shape[-1],), eps=self.eps)  # (B, T, C); one fused kernel, no copy for float32
         return self.weight * normed.to(x.dtype)
 
 
@@ -224,34 +223,43 @@ class MultiHeadSelfAttention(nn.Module):
             capture.record(f"{self.name}.hook_q", qkv[:, :nh].transpose(1, 2))  # (B, T, nh, hs)
             capture.record(f"{self.name}.hook_k", qkv[:, nh : nh + nkv].transpose(1, 2))  # (B, T, nkv, hs): kv heads, not repeated
             capture.record(f"{self.name}.hook_v", qkv[:, nh + nkv :].transpose(1, 2))  # (B, T, nkv, hs)
-        qk = qkv[:, : nh + nkv]  # (B, nh + nkv, T, hs)
+        qk, v = qkv.split([nh + nkv, nkv], dim=1)  # (B, nh + nkv, T, hs), (B, nkv, T, hs)
         if rope is not None:  # rotate queries and keys together: they share positions
             qk = apply_rotary(qk, *rope)
             if capture is not None:
                 capture.record(f"{self.name}.hook_rot_q", qk[:, :nh].transpose(1, 2))  # (B, T, nh, hs), after rotary
                 capture.record(f"{self.name}.hook_rot_k", qk[:, nh:].transpose(1, 2))  # (B, T, nkv, hs), after rotary
-        q, k = qk[:, :nh], qk[:, nh:]  # (B, nh, T, hs), (B, nkv, T, hs)
-        v = qkv[:, nh + nkv :]  # (B, nkv, T, hs)
+        q, k = qk.split([nh, nkv], dim=1)  # (B, nh, T, hs), (B, nkv, T, hs); split, not slices: its backward is one cat
 
         if kv_cache is not None:  # append, then attend over everything cached so far
             k, v = kv_cache.update(self.layer_idx, start_pos, k, v)  # (B, nkv, S, hs)
         S = k.shape[2]
 
-        # The mask: which keys each query may see. One query at the end of the
-        # sequence (a decode step) may see everything, so it needs none.
-        mask = attn_mask
-        if self.causal and T > 1:
-            causal = causal_mask(T, S, x.device)  # (T, S)
-            mask = causal if mask is None else mask & causal
-
         if capture is None and self.use_sdpa:
-            # Fast path: one fused kernel computes softmax(q kᵀ/√hs + mask) v.
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=nkv != nh)  # (B, nh, T, hs)
+            # Fast path: one fused kernel computes softmax(q kᵀ/√hs + mask) v. Over a whole
+            # unpadded sequence (training, a first prefill) the mask is the plain causal
+            # triangle: the kernel's own is_causal skips it, and no (T, S) mask is built.
+            if self.causal and T > 1 and S == T and attn_mask is None:
+                y = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=nkv != nh)  # (B, nh, T, hs)
+            else:
+                mask = self.visible(attn_mask, T, S, x.device)
+                y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=nkv != nh)  # (B, nh, T, hs)
         else:
-            y = self.explicit_attention(q, k, v, mask, capture)  # (B, nh, T, hs)
+            y = self.explicit_attention(q, k, v, self.visible(attn_mask, T, S, x.device), capture)  # (B, nh, T, hs)
 
         y = y.transpose(1, 2).reshape(B, T, nh * hs)  # (B, T, nh * hs): heads side by side
         return self.out(y)  # (B, T, C)
+
+    def visible(self, attn_mask, T, S, device):
+        """Which keys each query may see: boolean, broadcastable to (B, nh, T, S), or None for all.
+
+        The padding mask, and for a causal model the triangle. One query at the end of
+        the sequence (a decode step) may see everything, so it needs no triangle.
+        """
+        if not self.causal or T == 1:
+            return attn_mask
+        causal = causal_mask(T, S, device)  # (T, S)
+        return causal if attn_mask is None else attn_mask & causal
 
     def explicit_attention(self, q, k, v, mask, capture):
         """softmax(q kᵀ / √hs) v, one step at a time, recording what a capture asks for."""
