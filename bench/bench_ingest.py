@@ -3,6 +3,7 @@
     .venv/bin/python bench/bench_ingest.py            # 5 alternating repeats, writes bench/results_ingest.md
     .venv/bin/python bench/bench_ingest.py --smoke    # a tiny run to keep the script working (CI)
     .venv/bin/python bench/bench_ingest.py --sweep    # retrieval quality of candidate default splitters
+    .venv/bin/python bench/bench_ingest.py --workers 2   # ours in one process vs a pool of 2 workers
 
 Corpus: real HTML and PDF from two Debian documentation packages, ``developers-reference``
 (one HTML file per chapter plus the same book as a PDF) and ``maint-guide`` (HTML chapters
@@ -269,7 +270,11 @@ def main(argv=None) -> int:
     ap.add_argument("--chunk-size", type=int, default=RECOMMENDED["chunk_size"], help="our side's chunk_size")
     ap.add_argument("--chunk-overlap", type=int, default=RECOMMENDED["chunk_overlap"], help="our side's chunk_overlap")
     ap.add_argument("--out", default=str(HERE / "results_ingest.md"))
+    ap.add_argument("--workers", type=int, default=0, help="compare our single-process ingest with a pool of N workers (appends a section to --out)")
+    ap.add_argument("--corpora", default="sqlite-capi,r-faq", help="with --workers: corpora from bench/corpora (fetched by bench/corpora/fetch.py)")
     args = ap.parse_args(argv)
+    if args.workers:
+        return compare_workers(args, argv)
 
     import torch
 
@@ -433,6 +438,118 @@ def sweep(folder: Path, work: Path, embedder, qs) -> int:
             f"| {q['heading']['hit@5']:.3f} | {q['sentence']['hit@5']:.3f} |",
             flush=True,
         )
+    shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+# ---------------------------------------------------------------------------
+# One process vs a pool of workers (--workers N)
+# ---------------------------------------------------------------------------
+
+
+def corpora_folder(names: list[str], work: Path) -> Path:
+    """The documents of bench/corpora/<name>/docs (fetched when missing), in one folder."""
+    sys.path.insert(0, str(HERE / "corpora"))
+    from fetch import fetch
+
+    folder = work / "docs"
+    folder.mkdir(parents=True)
+    for name in names:
+        for f in sorted(fetch(name).iterdir()):
+            shutil.copy(f, folder / f"{name}-{f.name}")
+    return folder
+
+
+def compare_workers(args, argv) -> int:
+    """Ingest the same folder with workers=1 and workers=N, alternating; same chunks asserted."""
+    import torch
+
+    from llm_magics import config
+    from llm_magics.ingest.embedders import get_embedder
+    from llm_magics.ingest.index import Index
+
+    torch.set_num_threads(2)
+    os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+    config.settings().progress = False
+    work = Path(tempfile.mkdtemp(prefix="bench-workers-"))
+    names = args.corpora.split(",")
+    folder = corpora_folder(names, work)
+    files = sorted(folder.iterdir())
+    if args.smoke:
+        for f in files[3:-1]:
+            f.unlink()
+        files, args.repeats = sorted(folder.iterdir()), 1
+    embedder = get_embedder()
+    embedder.embed(["warm up the model"])
+    opts = {"splitter": args.splitter, "chunk_size": args.chunk_size, "chunk_overlap": args.chunk_overlap}
+    sides = {"1 process": 1, f"{args.workers} workers": args.workers}
+
+    def run(label: str, workers: int, target: Path, source: Path):
+        load_before = os.getloadavg()[0]
+        index = Index(collection="bench", store="chroma", embedder=embedder, path=str(target))
+        report = index.add(str(source), progress=False, workers=workers, **opts)
+        chunks = sorted((r["id"], r["text"]) for r in index.store.get())
+        return report, chunks, (load_before + os.getloadavg()[0]) / 2
+
+    warm = work / "warm"
+    warm.mkdir()
+    for f in files[:4]:
+        shutil.copy(f, warm / f.name)
+    for label, w in sides.items():  # imports, the first Chroma client, the workers' first spawn
+        run(label, w, work / f"warm-{w}", warm)
+    results: dict[str, list] = {label: [] for label in sides}
+    reference = None
+    for i in range(args.repeats):
+        for label, w in sides.items():
+            gc.collect()
+            report, chunks, load = run(label, w, work / f"{w}-{i}", folder)
+            if reference is None:
+                reference = chunks
+            assert chunks == reference, f"{label}: different chunks than the single-process run"
+            results[label].append((report, load))
+            print(f"  repeat {i + 1} {label}: {report.chunks_added} chunks in {report.seconds:.1f} s (load average {load:.1f})", flush=True)
+
+    med = lambda xs: statistics.median(xs)  # noqa: E731
+    walls = {label: med([r.seconds for r, _ in runs]) for label, runs in results.items()}
+    one, many = list(sides)
+    loads = [load for runs in results.values() for _, load in runs]
+    stage_names = ["load", "split", "wait for workers", "load+split in main", "embed", "store", "other"]
+    rows = [("wall seconds (median)", f"{walls[one]:.1f}", f"{walls[many]:.1f}", f"{walls[one] / walls[many]:.2f}x")]
+    for stage in stage_names:
+        cells = []
+        for label in sides:
+            vals = [dict((n, s) for n, s, _ in r.stages()).get(stage) for r, _ in results[label]]
+            if vals[0] is None:
+                cells.append("-")
+                continue
+            where = dict((n, w) for n, _, w in results[label][0][0].stages())[stage]
+            share = med([v / r.seconds for v, (r, _) in zip(vals, results[label])])
+            cells.append(f"{med(vals):.2f} s, {share:.1%}" + (" (summed in workers)" if where == "workers" else ""))
+        rows.append((stage, *cells, ""))
+    n_chunks, mb = len(reference), sum(f.stat().st_size for f in files) / 1e6
+    command = "python bench/bench_ingest.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    lines = [
+        "",
+        f"## One process vs a pool of {args.workers} workers ({date.today().isoformat()})",
+        "",
+        f"Command: `{command.strip()}`",
+        "",
+        f"Corpus: {', '.join(names)} from bench/corpora ({len(files)} files, {mb:.2f} MB; {n_chunks} chunks, the same ids and texts on both sides, asserted). "
+        f"splitter={opts['splitter']}, chunk_size={opts['chunk_size']}, chunk_overlap={opts['chunk_overlap']}; embedder {embedder.identity}, torch threads 2; "
+        f"Chroma, a fresh folder per run. Median of {args.repeats} alternating repeats after a warm-up. "
+        f"**Under load**: the 2 cores were shared with other benchmarks; load average (1 min) during the runs {min(loads):.1f}-{max(loads):.1f} "
+        f"(median {med(loads):.1f}), so the ratio is a ratio under load.",
+        "",
+        f"| stage | {one} | {many} | ratio |",
+        "| --- | --- | --- | --- |",
+        *[f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows],
+    ]
+    text = "\n".join(lines)
+    print(text)
+    if not args.smoke:
+        with open(args.out, "a") as f:
+            f.write(text + "\n")
+        print(f"appended to {args.out}")
     shutil.rmtree(work, ignore_errors=True)
     return 0
 

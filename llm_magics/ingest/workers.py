@@ -285,7 +285,7 @@ class Reader:
         read = load_and_split(job.loader, job.options, job.source, self.split, self.redactor)
         self.report.load_seconds += read.load_seconds
         self.report.split_seconds += read.split_seconds
-        if self.pool is not None:
+        if self.report.workers > 1:  # a pool started: this process read it instead of waiting
             self.report.read_here_seconds += read.load_seconds + read.split_seconds
         return read
 
@@ -333,7 +333,7 @@ class Reader:
                     if later is None:
                         break
                     ahead.append((later, later.done or self._here(later)))
-                yield job, self._result(pending)
+                yield job, self._result(job, pending)
 
     def _start(self) -> None:
         import multiprocessing
@@ -352,17 +352,22 @@ class Reader:
             return None
         return self.pool.submit(_work, job.loader.name, job.options, job.source)
 
-    def _result(self, future: "Future") -> Read:
+    def _result(self, job: Job, future: "Future") -> Read:
+        from concurrent.futures import CancelledError
         from concurrent.futures.process import BrokenProcessPool
 
         t0 = time.perf_counter()
         try:
             read = future.result()
+        except CancelledError:  # never started: the pool broke before its turn
+            read = None
         except BrokenProcessPool as e:  # a worker died (killed, out of memory, a crash in C code)
             self.close(abort=True)  # the rest is read in this process
-            read = Read(skip=f"a worker process died while reading it ({e}); run with workers=1 to see why")
+            read = Read(skip=f"a worker process died while reading it or a file beside it ({e}); run with workers=1 to see which")
         finally:
             self.report.wait_seconds += time.perf_counter() - t0
+        if read is None:
+            return self._here(job)
         self.report.load_seconds += read.load_seconds
         self.report.split_seconds += read.split_seconds
         return read

@@ -129,3 +129,49 @@ def test_ctrl_c_stops_the_workers_and_leaves_the_collection_consistent(minilm, m
     rerun = index.add(str(mixed), chunk_size=60, chunk_overlap=10, workers=2)
     assert rerun.files_unchanged == done and rerun.files_read == 7 - done
     consistent(index)
+
+
+CRASHING_PLUGIN = '''
+import multiprocessing
+from llm_magics import hookimpl
+from llm_magics.ingest.documents import Document
+from llm_magics.ingest.loaders import Loader
+
+class CrashLoader(Loader):
+    name = "crash"
+    extensions = (".crash",)
+
+    def load(self, source):
+        if multiprocessing.parent_process() is not None:  # in a worker; the main process reads it fine
+            import os
+
+            os._exit(3)  # a crash in C code, as far as the pool can tell
+        yield Document(open(source).read(), {"source": source})
+
+@hookimpl
+def register_loaders(register):
+    register(CrashLoader)
+'''
+
+
+def test_a_worker_that_dies_is_reported_and_the_run_goes_on(minilm, mixed, tmp_path, monkeypatch):
+    """A plugin module registered at runtime loads in the workers too; one whose loader kills
+    its worker costs that file (and any in flight beside it), not the run."""
+    from llm_magics import plugins
+
+    (tmp_path / "crash_plugin.py").write_text(CRASHING_PLUGIN)
+    monkeypatch.syspath_prepend(str(tmp_path))  # the workers get this process's sys.path
+    import crash_plugin
+
+    (mixed / "aa.crash").write_text("This file takes its worker down.")
+    name = plugins.register(crash_plugin, "crash-plugin")
+    try:
+        index = Index(collection="crashed", store="chroma", embedder=minilm)
+        report = index.add(str(mixed), chunk_size=60, chunk_overlap=10, workers=2)
+    finally:
+        plugins.unregister(name)
+    reasons = {os.path.basename(s): why for s, why in report.skipped}
+    assert "worker process died" in reasons["aa.crash"]
+    assert report.files_read + report.files_skipped == 12 and report.files_read >= 1
+    assert multiprocessing.active_children() == []
+    consistent(index)
