@@ -29,6 +29,8 @@ from llm_magics.extension import Options
 from llm_magics.ingest.documents import Hit
 from llm_magics.ingest.stores import VectorStore, Where, check_collection_name
 
+from .filters import to_filter  # noqa: F401 - part of the plugin's API
+
 TEXT, ID = "_text", "_id"  # payload keys of our own; the rest is the chunk's metadata
 META_SUFFIX = "__llm_magics"
 INFO_KEY = "info"
@@ -39,31 +41,6 @@ EDGE_FOLDER, LEGACY_FOLDER = "qdrant-edge", "qdrant"  # under the store_path set
 
 def point_id(chunk_id: str) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, chunk_id))
-
-
-def to_filter(where: Where | None, models):
-    """Chroma-style ``where`` (``{"source": "a.pdf"}``, ``{"page": {"$gte": 2}}``, ``$and``/``$or``)
-    as a Filter of ``models`` (``qdrant_edge`` or ``qdrant_client.models``: same names but Range)."""
-    if not where:
-        return None
-    range_ = getattr(models, "RangeFloat", None) or models.Range
-    must, should, must_not = [], [], []
-    for key, cond in where.items():
-        if key in ("$and", "$or"):
-            parts = [to_filter(w, models) for w in cond]
-            (must if key == "$and" else should).extend(p for p in parts if p is not None)
-            continue
-        ops = cond if isinstance(cond, dict) else {"$eq": cond}
-        for op, arg in ops.items():
-            if op in ("$eq", "$ne"):
-                (must if op == "$eq" else must_not).append(models.FieldCondition(key=key, match=models.MatchValue(value=arg)))
-            elif op in ("$in", "$nin"):
-                (must if op == "$in" else must_not).append(models.FieldCondition(key=key, match=models.MatchAny(any=list(arg))))
-            elif op in ("$gt", "$gte", "$lt", "$lte"):
-                must.append(models.FieldCondition(key=key, range=range_(**{op[1:]: arg})))
-            else:
-                raise UsageError(f"Unknown filter operator {op!r}. Use $eq, $ne, $in, $nin, $gt, $gte, $lt, $lte, $and, $or.")
-    return models.Filter(must=must or None, should=should or None, must_not=must_not or None)
 
 
 class QdrantOptions(Options):

@@ -10,7 +10,7 @@ import threading
 
 from llm_magics.errors import UsageError
 
-from . import to_filter
+from .filters import to_filter
 
 _clients: dict[str, object] = {}
 _lock = threading.RLock()

@@ -4,7 +4,7 @@ Qdrant Edge (``qdrant-edge-py``, Apache-2.0) is Qdrant's own Rust engine (its se
 WAL and HNSW crates) compiled into a Python extension that runs in-process, with no server
 and no network. A shard has no background optimizer: after every write we run
 ``optimize()``, which returns at once unless a segment has grown past the indexing
-threshold (Qdrant's default 10000 KB, about 6,500 384-dimensional vectors), in which case
+threshold (Qdrant's default 10000 KB, about 6,700 384-dimensional vectors), in which case
 it builds that segment's HNSW graph before returning. Below the threshold search is exact,
 as on a Qdrant server. A shard's WAL locks its folder: one process at a time, and one open
 ``EdgeShard`` per folder in this process (the ``_shards`` cache).
@@ -19,7 +19,7 @@ import threading
 
 from llm_magics.errors import UsageError
 
-from . import to_filter
+from .filters import to_filter
 
 CONFIG_FILE = "edge_config.json"  # written by EdgeShard.create: the folder holds a shard
 SCROLL_PAGE = 1000
