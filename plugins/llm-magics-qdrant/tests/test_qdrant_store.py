@@ -225,3 +225,20 @@ def test_filters_translate_to_both_engines():
     assert isinstance(edge, qdrant_edge.Filter) and len(edge.must) == 3
     with pytest.raises(UsageError, match="Unknown filter operator '\\$like'"):
         to_filter({"source": {"$like": "a"}}, qm)
+
+
+def test_a_shard_open_in_another_process_is_a_usage_error(store, tmp_path):
+    """An Edge shard's WAL locks its folder: a second kernel gets the fix, not a Rust error."""
+    import subprocess
+    import sys
+
+    store.upsert(["a"], unit([[1, 0]]), ["x"], [{}])
+    code = (
+        "from llm_magics import registry\n"
+        "try:\n"
+        f"    registry.get('vector_store', 'qdrant')('contract-test', path={str(tmp_path)!r}).count()\n"
+        "except Exception as e:\n"
+        "    print(type(e).__name__, e)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120).stdout
+    assert out.startswith("UsageError") and "open in another process" in out and "url=" in out
