@@ -121,6 +121,8 @@ class Index:
         batch_size: int | None = None,  # texts per embedder call (default 256)
         redact: "bool | Redactor" = False,  # mask personal data before splitting, embedding and storing
         workers: int | None = None,  # processes that load and split (0 or 1: this one)
+        engine: str | None = None,  # "local" (default) or "ray"
+        ray_address: str | None = None,  # engine="ray": a running Ray cluster (default: a local instance)
         **loader_options: Any,
     ) -> IngestReport:
         """Load, split, embed and store ``sources`` (files, folders, globs, URLs).
@@ -136,12 +138,16 @@ class Index:
         (same chunks and ids as one process). The report times each stage: ``load_seconds``,
         ``split_seconds``, ``embed_seconds``, ``store_seconds`` (and ``wait_seconds`` with
         workers); ``print(report.profile())`` shows them as shares of the wall time.
+        ``engine="ray"`` loads, splits and embeds as a Ray Data pipeline, on the cluster at
+        ``ray_address`` or a local instance, while this process writes (``pip install
+        'llm-magics[ray]'``); same chunks and ids, same manifest protocol.
         """
         from .pipeline import add
 
         return add(
             self, sources, loader, splitter, chunk_size, chunk_overlap, glob, recursive,
-            progress=progress, batch_size=batch_size, redact=redact, workers=workers, **loader_options,
+            progress=progress, batch_size=batch_size, redact=redact, workers=workers,
+            engine=engine, ray_address=ray_address, **loader_options,
         )  # fmt: skip
 
     # -- query -----------------------------------------------------------------

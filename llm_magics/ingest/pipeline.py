@@ -63,6 +63,8 @@ def add(
     batch_size: int | None = None,  # texts per embedder call (default 256)
     redact: "bool | Redactor" = False,  # mask personal data before splitting, embedding and storing
     workers: int | None = None,  # processes that load and split (0 or 1: this one)
+    engine: str | None = None,  # "local" (default) or "ray": load, split and embed as a Ray Data pipeline
+    ray_address: str | None = None,  # with engine="ray": a running cluster (default: a local instance)
     **loader_options: Any,
 ) -> IngestReport:
     """Load, split, embed and store ``sources`` (files, folders, globs, URLs).
@@ -75,9 +77,11 @@ def add(
     model is installed) in every loaded document before anything else sees it; the report counts
     what was masked (``report.redacted``) and says which kinds were not checked.
     ``workers=N`` loads and splits in N worker processes while this one embeds and writes
-    (workers.py); the chunks and their ids are the same as with one process. The report
-    times each stage (``report.profile()``).
+    (workers.py); the chunks and their ids are the same as with one process. ``engine="ray"``
+    loads, splits and embeds on Ray (ray_engine.py) while this process writes; the chunks, ids
+    and skips are again the same. The report times each stage (``report.profile()``).
     """
+    from .ray_engine import RayReader, check_engine
     from .splitters import Splitter, get_splitter
     from .workers import Reader
 
@@ -86,6 +90,7 @@ def add(
         sources = [sources]
     report = index.last_report = IngestReport(index.collection, index.store.name)
     workers = _check_workers(workers)
+    engine = check_engine(engine, ray_address, workers)
     embedder = index.embedder
     if isinstance(splitter, Splitter):
         if chunk_size is not None or chunk_overlap is not None:
@@ -104,8 +109,12 @@ def add(
     usage_errors: list[UsageError] = []
     manifest = index.manifest
     jobs = _jobs(index, sources, glob, recursive, loader, loader_options, split_key, report)
+    if engine == "ray":
+        reader = RayReader(ray_address, split, embedder, redactor, report, batch_size)
+    else:
+        reader = Reader(workers, split, embedder, redactor, report)
     try:
-        with Reader(workers, split, embedder, redactor, report) as reader:
+        with reader:
             for job, read in reader.read(jobs):  # in the order of the sources, whoever read them
                 if read.unchanged:
                     report.files_unchanged += 1
@@ -128,6 +137,8 @@ def add(
                     report.chunks_unchanged += len(read.chunks)
                     continue
                 report.files_read += 1
+                if read.vectors is not None:  # embedded by the engine: the writer stores these
+                    writer.computed(item, read.vectors)
                 writer.add(item)
         writer.flush()
     except KeyboardInterrupt:
@@ -204,7 +215,19 @@ class _Writer:
         self.pending: list[_Pending] = []
         self.queued = 0
         self.cache: dict[str, "np.ndarray"] = {}  # text hash -> vector, across this run
+        self.checked = False  # the collection's dimension checked against an engine's vectors
         self.bar = None
+
+    def computed(self, item: _Pending, vectors: "np.ndarray") -> None:
+        """Vectors an engine made for ``item``'s chunks (Ray), (chunks, dim): used instead of embedding here."""
+        if not self.checked:
+            self.index._check_dimension(vectors)  # and the collection records its embedder
+            self.checked = True
+        for chunk, v in zip(item.chunks, vectors):
+            item.vectors.setdefault(_text_hash(chunk.text), v)
+        bar = self._bar(len(item.chunks))
+        if bar is not None:
+            bar.update(len(item.chunks))
 
     def add(self, item: _Pending) -> None:
         self.pending.append(item)

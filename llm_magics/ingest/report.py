@@ -31,7 +31,8 @@ class IngestReport:
     wait_seconds: float = 0.0  # main process blocked on the workers (pool start-up included)
     read_here_seconds: float = 0.0  # with workers: load + split the main process did itself rather than wait
     seconds: float = 0.0  # wall time of the whole add()
-    workers: int = 1  # processes that loaded and split (1: in the main process)
+    workers: int = 1  # processes that loaded and split (1: in the main process); with Ray, the cluster's CPUs
+    engine: str = "local"  # "ray": load, split and embed ran on Ray workers (ray_engine.py)
     workers_note: str = ""  # why a run asked for workers went in process, if it did
     interrupted: bool = False
     redacted: dict[str, int] | None = None  # kind -> items masked, when run with redact=True
@@ -69,12 +70,17 @@ class IngestReport:
 
     def stages(self) -> list[tuple[str, float, str]]:
         """``(stage, seconds, where)`` rows; the "main" rows add up to ``seconds`` (wall time)."""
-        pooled = self.workers > 1
+        ray = self.engine == "ray"
+        pooled = self.workers > 1 or ray
         where = "workers" if pooled else "main"
         rows = [("load", self.load_seconds, where), ("split", self.split_seconds, where)]
         if pooled:
             rows += [("wait for workers", self.wait_seconds, "main"), ("load+split in main", self.read_here_seconds, "main")]
-        rows += [("embed", self.embed_seconds, "main"), ("store", self.store_seconds, "main")]
+        if ray:  # embedded on the workers too; the main process only writes
+            rows.insert(2, ("embed", self.embed_seconds, "workers"))
+            rows += [("store", self.store_seconds, "main")]
+        else:
+            rows += [("embed", self.embed_seconds, "main"), ("store", self.store_seconds, "main")]
         main = sum(s for _, s, w in rows if w == "main")
         rows.append(("other", max(0.0, self.seconds - main), "main"))  # walking, choosing loaders, hashing ids
         return rows
@@ -82,14 +88,14 @@ class IngestReport:
     def profile(self) -> str:
         """The stages as a small table: seconds and share of the wall time."""
         wall = self.seconds or 1e-12
-        how = f"{self.workers} worker processes" if self.workers > 1 else "in one process"
+        how = f"Ray Data, {self.workers} CPUs" if self.engine == "ray" else f"{self.workers} worker processes" if self.workers > 1 else "in one process"
         out = [f"Profile ({how}{'; ' + self.workers_note if self.workers_note else ''}):", f"  {'stage':<24}{'seconds':>9}{'share':>8}"]
         for stage, seconds, where in self.stages():
             label = f"{stage} (all, summed)" if where == "workers" else stage
             share = f"({seconds / wall:.0%})" if where == "workers" else f"{seconds / wall:.0%}"
             out.append(f"  {label:<24}{seconds:>9.2f}{share:>8}")
         out.append(f"  {'total (wall)':<24}{self.seconds:>9.2f}{'100%':>8}")
-        if self.workers > 1:
+        if self.workers > 1 or self.engine == "ray":
             out.append("  (all, summed): seconds summed over the workers and the main process, which ran side by side; not part of the 100%.")
         return "\n".join(out)
 

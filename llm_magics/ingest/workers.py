@@ -48,6 +48,7 @@ class Read:
     unchanged: bool = False  # nothing to read: the manifest already has this version
     load_seconds: float = 0.0
     split_seconds: float = 0.0
+    vectors: Any = None  # (len(chunks), dim) float32 when the engine embedded them too (Ray); None: embedded in the main process
 
 
 @dataclass
@@ -196,12 +197,30 @@ _splitter = None  # in a worker: the splitter its spec describes
 
 def _start_worker(spec: WorkerSpec) -> None:
     """Pool initializer: ignore Ctrl-C (the main process stops the pool), load plugins, build the splitter."""
-    import importlib
     import signal
 
-    from .. import plugins, registry
-
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    global _splitter
+    _splitter = rebuild_splitter(spec)
+
+
+def rebuild_splitter(spec: WorkerSpec):
+    """In a worker: load the plugins ``spec`` names, then build the splitter it describes."""
+    from .. import registry
+
+    load_plugins(spec)
+    embedder = None
+    if spec.embedder is not None:
+        embedder = registry.get("embedder", spec.embedder[0])(**spec.embedder[1])
+    return registry.get("splitter", spec.splitter)(embedder=embedder, **spec.splitter_options)
+
+
+def load_plugins(spec: WorkerSpec) -> None:
+    """In a worker (a pool's or Ray's): the built-ins and the plugins ``spec`` names, no others."""
+    import importlib
+
+    from .. import plugins
+
     wanted = spec.entry_points
     if os.environ.get(plugins.ENV_LOAD_PLUGINS) is not None:  # the user's own limit still holds
         wanted = wanted & {n.strip() for n in os.environ[plugins.ENV_LOAD_PLUGINS].split(",")}
@@ -209,11 +228,6 @@ def _start_worker(spec: WorkerSpec) -> None:
     for name, module in spec.modules.items():
         if plugins.pm.get_plugin(name) is None:
             plugins.register(importlib.import_module(module), name)
-    embedder = None
-    if spec.embedder is not None:
-        embedder = registry.get("embedder", spec.embedder[0])(**spec.embedder[1])
-    global _splitter
-    _splitter = registry.get("splitter", spec.splitter)(embedder=embedder, **spec.splitter_options)
 
 
 def _work(loader: str, options: dict, source: str) -> Read:

@@ -71,6 +71,8 @@ def ingest_from_args(args, echo=print):
             recursive=args.recursive,
             redact=redact,
             workers=getattr(args, "workers", None),
+            engine=getattr(args, "engine", None),
+            ray_address=getattr(args, "ray_address", None),
             **options,
         )
         echo(report)
@@ -116,6 +118,8 @@ class IngestMagics(Magics):
     @argument("--redact", action="store_true", help="Mask e-mail addresses, phone numbers, IBANs, card numbers and people's names (with spaCy's English model) before embedding and storing; the summary counts them by kind.")
     @argument("--redact-kinds", metavar="KINDS", help="Mask only these kinds (comma-separated: email, iban, credit_card, phone, name); implies --redact. E.g. --redact-kinds email,phone leaves names alone.")
     @argument("--workers", type=int, metavar="N", help="Load and split in N worker processes while this one embeds and writes (default 1: all in this process; same chunks either way).")
+    @argument("--engine", metavar="ENGINE", help="Who loads, splits and embeds: local (default: this process, or --workers) or ray (a Ray Data pipeline; pip install 'llm-magics[ray]'). This process still writes.")
+    @argument("--ray-address", metavar="ADDRESS", help="With --engine ray: the Ray cluster to run on (ray://HOST:10001, or auto); default: a local instance for this run.")
     @argument("--profile", action="store_true", help="After the summary, show where the time went: load, split, embed, store (seconds and share of the wall time).")
     @argument("-o", "--output", metavar="VAR", help="Also bind the Index to this variable.")
     @line_magic
@@ -135,6 +139,7 @@ class IngestMagics(Magics):
             %ingest docs/ --store-option url=http://127.0.0.1:8000   # a Chroma server
             %ingest --copy-to chroma --store-option url=http://127.0.0.1:8000
             %ingest docs/ -r --workers 2 --profile   # load and split in 2 processes; time per stage
+            %ingest docs/ -r --engine ray --ray-address ray://head:10001   # on a Ray cluster
 
         Re-running is safe: unchanged files are skipped, changed ones replace their
         chunks. Unreadable files are skipped with a reason in the summary.
