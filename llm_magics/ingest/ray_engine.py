@@ -208,10 +208,10 @@ class RayReader(Reader):
         if ray.is_initialized():
             where = "the Ray instance this process already started (reused, left running)"
         elif self.ray_address:
-            ray.init(address=self.ray_address, log_to_driver=False)
+            ray.init(address=self.ray_address, log_to_driver=False, logging_level=logging.WARNING)
             where = f"the Ray cluster at {self.ray_address}"
         else:
-            ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, log_to_driver=False)
+            ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
             self.started_ray = True
             where = "a local Ray instance started for this run (shut down after)"
         self.report.wait_seconds += time.perf_counter() - t0
