@@ -124,11 +124,13 @@ class RayReader(Reader):
     """Reads and embeds each job's source on Ray, giving them back in the order of the sources."""
 
     def __init__(self, ray_address: str | None, split, embedder, redactor, report: "IngestReport", batch_size: int):
+        t0 = time.perf_counter()
         try:  # before anything is read: a missing extra is a UsageError with the fix
             import ray.data  # noqa: F401
         except ImportError as e:
             raise UsageError(f"--engine ray needs Ray Data ({e}): {INSTALL}") from None
         super().__init__(1, split, embedder, redactor, report)
+        report.wait_seconds += time.perf_counter() - t0  # importing Ray is part of its start-up
         self.ray_address, self.batch_size = ray_address, batch_size
         self.started_ray = False
         self.rows: Iterator | None = None
