@@ -56,10 +56,12 @@ CONFIGS = {
 
 
 #: Prompt sets for ``--prompt`` (system prompt, ``stuff`` template): "current" is what the
-#: package ships; the others are kept so the before/after can be measured again.
+#: package ships (``stuff`` with the passages in the system message, RetrievalQA's layout);
+#: the others put them in the user's turn, and are kept so the before/after can be measured again.
 PROMPTS = {
     "current": None,
-    "context-in-system": None,  # RetrievalQA's layout (see _context_in_system)
+    "context-in-system": None,  # the same as "current" since it became the default
+    "context-in-user": None,  # the package's own templates, with Stuff(context="user")
     "before": (  # the prompts before issue #10
         "You answer questions using only the given context. Answer in one or two short sentences. "
         "If the context does not contain the answer, say: I don't know.",
@@ -90,41 +92,20 @@ PROMPTS = {
 }
 
 
-def _context_in_system() -> None:
-    """The `stuff` chain with RetrievalQA's layout: the numbered context in the system message, the question alone as the user turn."""
-    from llm_magics.qa.chain_types import builtin, prompts
-    from llm_magics.qa.chain_types.base import ChainResult
-
-    system = ("Use the following numbered passages to answer the user's question in one short sentence, "
-              "and cite the passage like [1]. If you don't know the answer, just say that you don't know, "
-              "don't try to make up an answer.\n----------------\n"
-              "{% for c in chunks %}[{{ c.number }}] {{ c.text }}\n\n{% endfor %}")  # fmt: skip
-    def run(self, question, hits, llm, *, history=(), instructions=""):
-        budget = llm.prompt_budget(prompts.render_string(system, {"chunks": []}) + question, history=history)
-        used, dropped = [], []
-        for hit in hits:
-            cost = llm.count_tokens(hit.text) + builtin._LABEL_TOKENS
-            if cost <= budget:
-                used.append(builtin.Numbered(len(used) + 1, hit.text, hit))
-                budget -= cost
-            else:
-                dropped.append(hit)
-        llm.system = prompts.render_string(system, {"chunks": used})
-        user = question + (f"\n{instructions}" if instructions else "")
-        answer = llm.generate(user, step="stuff", history=history, final=True)
-        return ChainResult(answer, [c.hit for c in used], dropped, final_messages=llm.prompts[-1]["messages"], extras={})
-
-    builtin.Stuff.run = run
-
-
 def use_prompts(name: str) -> None:
     """Make ``ask`` use prompt set ``name`` in this process (the benchmark's ablation switch)."""
-    if name == "context-in-system":
-        return _context_in_system()
+    if name in ("current", "context-in-system"):
+        return
+    from typing import Literal
+
+    from llm_magics.qa.chain_types import base, builtin, prompts
+
+    class UserContext(builtin.Stuff.Options):
+        context: Literal["system", "user"] = "user"
+
+    builtin.Stuff.Options = UserContext
     if PROMPTS[name] is None:
         return
-    from llm_magics.qa.chain_types import base, prompts
-
     system, stuff = PROMPTS[name]
     prompts.TEMPLATES["stuff"] = stuff
     defaults = list(base.LLM.__init__.__defaults__)

@@ -14,11 +14,25 @@ def test_stuff_puts_every_chunk_in_one_prompt_numbered(scripted, index):
     a = ask("What is the capital of France?", index=index, model="scripted", k=3)
     assert a.chain_type == "stuff"
     assert len(scripted.calls) == 1
-    user = scripted.calls[0]["messages"][-1]["content"]
-    assert "[1] Paris is the capital" in user and "What is the capital of France?" in user
+    system, user = scripted.calls[0]["messages"]  # RetrievalQA's layout: the passages in the system message
+    assert system["role"] == "system" and "[1] Paris is the capital" in system["content"] and "don't know" in system["content"]
+    assert user == {"role": "user", "content": "What is the capital of France?"}
     assert a.sources[0].source == "france.txt" and a.sources[0].cited
     assert a.answer == "Paris is the capital of France."
     assert a.grounded and a.dropped == []
+
+
+def test_stuff_can_put_the_passages_in_the_users_turn(scripted, index):
+    from llm_magics.qa.chain_types import get_chain_type, prompts
+    from llm_magics.qa.chain_types.base import LLM
+    from llm_magics.backends import GenerationParams, get_model
+
+    scripted.enqueue("Paris is the capital of France.")
+    llm = LLM(get_model("scripted"), GenerationParams(max_tokens=32))
+    result = get_chain_type("stuff", context="user").run("What is the capital of France?", index.search("capital of France", k=3), llm)
+    system, user = result.final_messages
+    assert system["content"] == prompts.SYSTEM and "[1] Paris is the capital" in user["content"]
+    assert user["content"].rstrip().endswith("Answer the question using the context.")
 
 
 def test_stuff_packs_what_fits_and_reports_the_dropped(scripted):
@@ -31,8 +45,8 @@ def test_stuff_packs_what_fits_and_reports_the_dropped(scripted):
     a = ask("capital of France?", hits=hits, model="scripted", max_tokens=64, memory=None)
     assert [s.source for s in a.sources] == ["a.txt", "c.txt"]  # b.txt no longer fits; the small c.txt does
     assert [s.source for s in a.dropped] == ["b.txt"]
-    user = scripted.calls[0]["messages"][-1]["content"]
-    assert "[2] Nice is in France" in user and "Lyon" not in user
+    context = scripted.calls[0]["messages"][0]["content"]
+    assert "[2] Nice is in France" in context and "Lyon" not in context
     assert "did not fit the context window" in a._repr_markdown_()
 
 
@@ -41,7 +55,7 @@ def test_stuff_cuts_a_single_chunk_that_is_too_long(scripted):
     scripted.window = 400
     scripted.enqueue("Paris is the capital.")
     a = ask("capital?", hits=hits, model="scripted", max_tokens=32, memory=None)
-    prompt = scripted.calls[0]["messages"][-1]["content"]
+    prompt = scripted.calls[0]["messages"][0]["content"]
     assert len(prompt) < 400 * 4 and "Paris is the capital" in prompt
     assert a.extras["truncated"] == 1
 

@@ -87,10 +87,11 @@ class LLM:
     def count_tokens(self, text: str) -> int:
         return int(self.backend.count_tokens(text)) if text else 0
 
-    def prompt_budget(self, *texts: str, history: Sequence[Message] = ()) -> int:
-        """Tokens left for context once the system prompt, ``texts``, history and reply are counted."""
+    def prompt_budget(self, *texts: str, history: Sequence[Message] = (), system: str | None = None) -> int:
+        """Tokens left for context once the system prompt (``system``, else ``self.system``),
+        ``texts``, history and reply are counted."""
         per_message = 8  # chat-template tokens around each message
-        fixed = self.count_tokens(self.system) + sum(self.count_tokens(t) for t in texts)
+        fixed = self.count_tokens(self.system if system is None else system) + sum(self.count_tokens(t) for t in texts)
         fixed += sum(self.count_tokens(m["content"]) + per_message for m in history) + 3 * per_message
         return self.context_window - self.params.max_tokens - fixed
 
@@ -112,13 +113,15 @@ class LLM:
         return (cut[:space] if space > lo // 2 else cut).rstrip() + " …"
 
     # -- calls ---------------------------------------------------------------
-    def messages(self, user: str, history: Sequence[Message] = ()) -> list[Message]:
-        out: list[Message] = [{"role": "system", "content": self.system}] if self.system else []
+    def messages(self, user: str, history: Sequence[Message] = (), system: str | None = None) -> list[Message]:
+        system = self.system if system is None else system
+        out: list[Message] = [{"role": "system", "content": system}] if system else []
         return out + list(history) + [{"role": "user", "content": user}]
 
-    def generate(self, user: str, *, step: str, history: Sequence[Message] = (), final: bool = False) -> str:
-        """Send ``user`` (after the system prompt and ``history``) and return the reply."""
-        return self.chat(self.messages(user, history), step=step, final=final)
+    def generate(self, user: str, *, step: str, history: Sequence[Message] = (), final: bool = False, system: str | None = None) -> str:
+        """Send ``user`` (after the system prompt, ``system`` for this call if given, and
+        ``history``) and return the reply."""
+        return self.chat(self.messages(user, history, system), step=step, final=final)
 
     def chat(self, messages: list[Message], *, step: str, final: bool = False) -> str:
         usage = Usage()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Literal, Sequence
 
 from pydantic import Field
 
@@ -46,8 +46,20 @@ class Stuff(ChainType):
 
     name = "stuff"
 
+    class Options(Options):
+        context: Literal["system", "user"] = Field(
+            "system", description="Where the numbered passages go: the system message with the question alone as the "
+            "user's turn (RetrievalQA's layout for chat models), or the user's turn after the default system prompt.")
+
+    def _prompts(self, question, chunks, instructions):
+        """(system or None for the default, user) for these chunks."""
+        if self.options.context == "system":
+            return prompts.render("stuff_system", chunks=chunks), prompts.render("stuff_question", question=question, instructions=instructions)
+        return None, prompts.render("stuff", chunks=chunks, question=question, instructions=instructions)
+
     def run(self, question, hits, llm, *, history=(), instructions=""):
-        budget = llm.prompt_budget(prompts.render("stuff", chunks=[], question=question, instructions=instructions), history=history)
+        system, user = self._prompts(question, [], instructions)
+        budget = llm.prompt_budget(user, history=history, system=system)
         if budget <= _LABEL_TOKENS:
             raise _no_room(llm)
         used: list[Numbered] = []
@@ -64,8 +76,8 @@ class Stuff(ChainType):
             used = [Numbered(1, llm.truncate(hits[0].text, budget - _LABEL_TOKENS), hits[0])]
             dropped = list(hits[1:])
             extras["truncated"] = 1
-        user = prompts.render("stuff", chunks=used, question=question, instructions=instructions)
-        answer = llm.generate(user, step="stuff", history=history, final=True)
+        system, user = self._prompts(question, used, instructions)
+        answer = llm.generate(user, step="stuff", history=history, final=True, system=system)
         return ChainResult(answer, [c.hit for c in used], dropped, final_messages=llm.prompts[-1]["messages"], extras=extras)
 
 

@@ -23,7 +23,16 @@ SYSTEM = (
 )
 
 TEMPLATES: dict[str, str] = {
-    # One prompt with every chunk that fits.
+    # stuff, as LangChain's RetrievalQA lays it out for chat models: every chunk that fits, in
+    # the system message; the question alone is the user's turn (the default, see Stuff).
+    "stuff_system": (
+        "Use the following numbered passages to answer the user's question in one short sentence, "
+        "and cite the passage like [1]. If you don't know the answer, just say that you don't know, "
+        "don't try to make up an answer.\n----------------\n"
+        "{% for c in chunks %}[{{ c.number }}] {{ c.text }}\n\n{% endfor %}"
+    ),
+    "stuff_question": "{{ question }}{% if instructions %}\n{{ instructions }}{% endif %}",
+    # stuff with the context in the user's turn (Stuff's context="user"): one prompt, every chunk that fits.
     "stuff": (
         "Context:\n{% for c in chunks %}[{{ c.number }}] {{ c.text }}\n\n{% endfor %}"
         "Question: {{ question }}\n"
