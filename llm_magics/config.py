@@ -127,12 +127,6 @@ def section(cls: type[Configurable]) -> Configurable:
         return instance
 
 
-def sections() -> list[Configurable]:
-    """The plugin settings made so far (``%llm settings`` makes every registered one first)."""
-    with _lock:
-        return list(_sections.values())
-
-
 def _make_section(cls: type[Configurable]) -> Configurable:
     name = cls.__name__
     shell = settings().parent
