@@ -192,6 +192,9 @@ def test_dark_theme_reads_well(fe, record_property):
     fe.command("apputils:change-theme", {"theme": "JupyterLab Dark"})
     page.wait_for_selector('body[data-jp-theme-light="false"]', state="attached", timeout=20000)
     page.wait_for_function("[...document.querySelectorAll('.llmm-attn')].every(e => e.dataset.theme === 'dark')", timeout=60000)
+    # JupyterLab covers the page with its splash while a theme loads, then fades it out:
+    # a screenshot taken under the fading splash reads low (3.44:1 on CI), so wait it out
+    page.wait_for_selector("#jupyterlab-splash", state="detached", timeout=60000)
     ratios = {}
     for name, locator in _text_elements(fe):
         ratios[name] = round(pixel_contrast(locator.screenshot()), 2)
