@@ -53,7 +53,13 @@ class Index:
             name = embedder if isinstance(embedder, str) else getattr(embedder, "name", None)
             if store_options is None and store is None:
                 store_options = dict(s.store_options)  # the default store's own settings
-            self.store = cls(self.collection, path=path, embedder=name, **(store_options or {}))
+            options = dict(store_options or {})
+            if "path" in options:  # --store-option path=DIR names the folder as path= does
+                given = options.pop("path")
+                if path is not None and str(path) != str(given):
+                    raise UsageError(f"Two folders for one store: path={path!r} and store option path={given!r}. Give one of them.")
+                path = given
+            self.store = cls(self.collection, path=path, embedder=name, **options)
         self._embedder = embedder if embedder is not None and not isinstance(embedder, str) else None
         self._embedder_name = embedder if isinstance(embedder, str) else getattr(embedder, "name", None)
         self._checked = False

@@ -420,3 +420,13 @@ def test_source_keys_come_from_the_loader_and_sql_hides_its_password():
         tree = ast.parse(Path(module.__file__).read_text(encoding="utf-8"))
         names = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
         assert not [n for n in names if n.startswith("loaders.") and n != "loaders.sources"], names
+
+
+def test_the_store_folder_as_a_store_option(hash_embedder, tmp_path):
+    """``--store-option path=DIR`` names the folder as ``path=`` does; two different ones are an error."""
+    docs = write_corpus(tmp_path / "docs", n=1)
+    Index(collection="opt", store="chroma", store_options={"path": str(tmp_path / "db")}).add(str(docs))
+    assert Index(collection="opt", store="chroma", path=str(tmp_path / "db")).store.count() > 0
+    assert Index(collection="opt", store="chroma", path=str(tmp_path / "db"), store_options={"path": str(tmp_path / "db")}).store.count() > 0
+    with pytest.raises(UsageError, match="Two folders"):
+        Index(collection="opt", store="chroma", path=str(tmp_path / "a"), store_options={"path": str(tmp_path / "b")})
