@@ -416,7 +416,7 @@ class PgServer:
         self.server.cleanup()
 
 
-def run_store(name: str, size: int, ctx: dict, work: Path) -> dict:
+def run_store(name: str, size: int, ctx: dict, work: Path, timeout: float | None = None) -> dict:
     folder = work / f"{name}-{size}"
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
@@ -424,10 +424,13 @@ def run_store(name: str, size: int, ctx: dict, work: Path) -> dict:
     try:
         payload = {**ctx, "folder": str(folder / "store"), "options": server.options() if server else {}}
         (folder / "input.json").write_text(json.dumps(payload))
-        proc = subprocess.run(
-            [sys.executable, __file__, "--child", name, "--size", str(size), "--child-input", str(folder / "input.json")],
-            stdout=subprocess.PIPE, text=True, env={**os.environ, "ANONYMIZED_TELEMETRY": "False"},
-        )
+        try:
+            proc = subprocess.run(
+                [sys.executable, __file__, "--child", name, "--size", str(size), "--child-input", str(folder / "input.json")],
+                stdout=subprocess.PIPE, text=True, env={**os.environ, "ANONYMIZED_TELEMETRY": "False"}, timeout=timeout,
+            )
+        except subprocess.TimeoutExpired:
+            return {"store": name, "size": size, "skipped": f"stopped after {timeout / 60:.0f} min (the time left for the run) before it finished"}
         lines = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
         if proc.returncode or not lines:
             return {"store": name, "size": size, "error": f"child exited {proc.returncode}: {proc.stdout[-500:]}"}
@@ -443,6 +446,15 @@ def run_store(name: str, size: int, ctx: dict, work: Path) -> dict:
         if server:
             server.stop()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def minutes_left(stop_by: str | None) -> float | None:
+    if not stop_by:
+        return None
+    now = datetime.now(timezone.utc)
+    hour, minute = map(int, stop_by.split(":"))
+    end = now.replace(hour=hour, minute=minute, second=0, microsecond=0)
+    return (end - now).total_seconds() / 60
 
 
 def available(name: str) -> bool:
@@ -591,11 +603,12 @@ def main(argv=None) -> int:
     p.add_argument("--sizes", default="100000,1000000")
     p.add_argument("--stores", default=None, help=f"comma-separated, of {','.join(STORES)} (default: all; --smoke: chroma)")
     p.add_argument("--queries", type=int, default=200)
-    p.add_argument("--real", type=int, default=60_000, help="real base vectors to embed (at least 50,000 for the report)")
+    p.add_argument("--real", type=int, default=50_000, help="real base vectors to embed (at least 50,000 for the report)")
     p.add_argument("--sigma", type=float, default=0.02, help="noise per dimension of the perturbed copies")
     p.add_argument("--tuned-ef", type=int, default=400, help="the tuned search width (ef_search / hnsw_ef)")
     p.add_argument("--max-insert-minutes", type=float, default=20.0, help="skip a store at a larger size when its projected insert exceeds this")
-    p.add_argument("--smoke", action="store_true", help="2k vectors (500 real), 20 queries, chroma only: keeps the script working")
+    p.add_argument("--stop-by", help="UTC time HH:MM by which everything must have finished: a store whose projected run ends later is skipped, one still running then is stopped")
+    p.add_argument("--smoke", action="store_true", help="2k vectors (200 real), 20 queries, chroma only: keeps the script working")
     p.add_argument("--cache", default=str(CACHE))
     p.add_argument("--out", default=str(HERE / "results_scale.md"))
     p.add_argument("--child", help=argparse.SUPPRESS)
@@ -607,7 +620,7 @@ def main(argv=None) -> int:
         child(args)
         return 0
     if args.smoke:
-        args.sizes, args.queries, args.real = "2000", 20, 500
+        args.sizes, args.queries, args.real = "2000", 20, 200
         args.stores = args.stores or "chroma"
         if args.out == str(HERE / "results_scale.md"):
             args.out = str(Path(args.cache) / "results_scale_smoke.md")
@@ -664,12 +677,18 @@ def main(argv=None) -> int:
                         save()
                         continue
                     projected = prev["insert_s"] * size / sizes[0] / 60
+                    left = minutes_left(args.stop_by)
+                    if left is not None and projected * 1.3 + 3 > left:
+                        results.append({"store": name, "size": size, "skipped": f"not run: insert projected at {projected:.0f} min from {sizes[0]:,} ({prev['insert_per_s']:.0f}/s), more than the {left:.0f} min left before the run's deadline"})
+                        save()
+                        continue
                     if projected > args.max_insert_minutes:
                         results.append({"store": name, "size": size, "skipped": f"skipped: insert projected at {projected:.0f} min from {sizes[0]:,} ({prev['insert_per_s']:.0f}/s), over {args.max_insert_minutes:.0f} min"})
                         save()
                         continue
                 print(f"{name} at {size}", file=sys.stderr, flush=True)
-                results.append(run_store(name, size, ctx, work))
+                left = minutes_left(args.stop_by)
+                results.append(run_store(name, size, ctx, work, timeout=None if left is None else max(60.0, left * 60 - 60)))
                 save()
     finally:
         shutil.rmtree(work, ignore_errors=True)
