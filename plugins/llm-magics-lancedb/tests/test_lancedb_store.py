@@ -194,7 +194,7 @@ def test_ann_index_recall_default_and_tuned(tmp_path):
             found += len(exact & {h.id for h in store.query(q, k=k, where=where)})
         return found / (k * len(queries))
 
-    assert recall(s) >= 0.7  # random 64-d vectors are the hard case; MiniLM vectors do better
+    assert recall(s) >= 0.9  # the default ef=100; LanceDB's own (ef=None, 1.5 x k) is far lower on random vectors
     tuned = lancedb_store(tmp_path, "recall", ef=100, nprobes=50, refine_factor=5)
     assert recall(tuned) >= 0.97 and recall(tuned, {"source": "doc3.md"}) >= 0.97
     assert recall(lancedb_store(tmp_path, "recall", bypass_vector_index=True)) == 1.0
@@ -214,7 +214,7 @@ def test_ingest_and_search_from_the_magic(ip, tmp_path):
     (docs / "birds.md").write_text("# Birds\n\nThe kestrel is a small falcon that hovers over fields hunting voles.\n")
     (docs / "ships.txt").write_text("Container ships carry thousands of steel boxes across the ocean.\n")
     db = tmp_path / "lance"
-    ip.run_cell(f"%ingest {docs} --recursive --store lancedb --store-option uri={db} --collection birds-and-ships -o idx").raise_error()
+    ip.run_cell(f"%ingest {docs} --recursive --store lancedb --store-option path={db} --collection birds-and-ships -o idx").raise_error()
     idx = ip.user_ns["idx"]
     assert type(idx.store).__name__ == "LanceDBStore" and idx.store.path == str(db)
     assert (db / "birds-and-ships.lance").is_dir()
@@ -222,13 +222,14 @@ def test_ingest_and_search_from_the_magic(ip, tmp_path):
     assert hits[0].metadata["source"].endswith("birds.md")
     assert hits[0].score > hits[1].score
     before = idx.store.count()
-    ip.run_cell(f"%ingest {docs} --recursive --store lancedb --store-option uri={db} --collection birds-and-ships").raise_error()
+    ip.run_cell(f"%ingest {docs} --recursive --store lancedb --store-option path={db} --collection birds-and-ships").raise_error()
     assert idx.store.count() == before  # re-ingesting adds nothing
 
     from llm_magics import Index
 
-    again = Index("birds-and-ships", store="lancedb", store_options={"uri": str(db)})
-    assert [h.id for h in again.search("which bird hovers while hunting?", k=2)] == [h.id for h in hits]
+    for options in ({"path": str(db)}, {"uri": str(db)}):
+        again = Index("birds-and-ships", store="lancedb", store_options=options)
+        assert [h.id for h in again.search("which bird hovers while hunting?", k=2)] == [h.id for h in hits]
     with pytest.raises(Exception, match="Valid options: uri"):
         ip.run_cell(f"%ingest {docs} --store lancedb --store-option colour=red").raise_error()
 
