@@ -172,7 +172,7 @@ def test_import_and_load_ext_do_not_import_heavy_packages():
         "shell = InteractiveShell.instance()\n"
         "shell.run_cell('%load_ext llm_magics').raise_error()\n"
         "shell.run_cell('%llm plugins').raise_error()\n"
-        "heavy = [m for m in ('torch', 'chromadb', 'transformers', 'tokenizers', 'spacy', 'ray') if m in sys.modules]\n"
+        "heavy = [m for m in ('torch', 'chromadb', 'transformers', 'tokenizers', 'spacy', 'ray', 'lancedb') if m in sys.modules]\n"
         "print(heavy)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
