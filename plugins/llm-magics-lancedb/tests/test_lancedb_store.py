@@ -230,6 +230,9 @@ def test_ingest_and_search_from_the_magic(ip, tmp_path):
     for options in ({"path": str(db)}, {"uri": str(db)}):
         again = Index("birds-and-ships", store="lancedb", store_options=options)
         assert [h.id for h in again.search("which bird hovers while hunting?", k=2)] == [h.id for h in hits]
+    copied = again.copy_to("lancedb", {"path": str(tmp_path / "lance-copy")}, progress=False)  # nothing re-embedded
+    assert copied.store.count() == before and copied.stats()["sources"] == 2
+    assert [h.id for h in copied.search("which bird hovers while hunting?", k=2)] == [h.id for h in hits]
     with pytest.raises(Exception, match="Valid options: uri"):
         ip.run_cell(f"%ingest {docs} --store lancedb --store-option colour=red").raise_error()
 
