@@ -217,6 +217,11 @@ class LanceDBStore(VectorStore):
         if len(ids) == 0:
             return
         vectors = np.asarray(vectors, dtype=np.float32)  # (n, d)
+        last = {str(i): n for n, i in enumerate(ids)}
+        if len(last) < len(ids):  # one row per id, the last one wins (merge_insert would insert both)
+            keep = sorted(last.values())
+            ids, vectors = [ids[n] for n in keep], vectors[keep]
+            texts, metadatas = [texts[n] for n in keep], [metadatas[n] for n in keep]
         with self._write_lock:
             table = self.table or self._create(vectors.shape[1])
             d = self._dimension(table)

@@ -71,7 +71,10 @@ def test_upsert_query_get_delete(store, tmp_path):
     assert store.get(ids=["a"])[0]["text"] == "alpha v2"
     assert store.query(unit([[0, 0, 1]])[0], k=1)[0].text in {"alpha v2", "delta"}
 
-    store.delete(["a", "b", "nope"])
+    store.upsert(["e", "e"], unit([[1, 1, 0], [0, 1, 1]]), ["first", "second"], [{}, {}])  # one batch, one id twice
+    assert store.count() == 5 and [r["text"] for r in store.get(ids=["e"])] == ["second"]
+
+    store.delete(["a", "b", "e", "nope"])
     assert store.count() == 2
     assert store.get(ids=["a", "b"]) == []
 
