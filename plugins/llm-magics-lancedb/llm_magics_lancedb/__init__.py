@@ -47,7 +47,8 @@ INFO_KEY = "info"
 OPTIMIZE_EVERY = 50_000
 #: ids per ``id IN (...)`` predicate.
 ID_CHUNK = 1000
-INDEX_TYPES = {"ivf_hnsw_sq": "IvfHnswSq", "ivf_pq": "IvfPq"}
+INDEX_TYPES = {"ivf_hnsw_sq": "IvfHnswSq", "ivf_pq": "IvfPq"}  # our names -> lancedb.index config classes
+BUILD_OPTIONS = ("num_partitions", "num_sub_vectors", "m", "ef_construction")
 
 _connections: dict[str, object] = {}
 _lock = threading.RLock()
@@ -162,6 +163,9 @@ class LanceDBStore(VectorStore):
         ``build`` overrides or the store's options. Returns LanceDB's index statistics."""
         import lancedb.index as li
 
+        unknown = set(build) - set(BUILD_OPTIONS)
+        if unknown:
+            raise UsageError(f"create_index() takes the build options {', '.join(BUILD_OPTIONS)}, not {', '.join(sorted(unknown))}.")
         o = self.options.model_copy(update=build) if build else self.options
         kind = index or o.index
         if kind not in INDEX_TYPES:

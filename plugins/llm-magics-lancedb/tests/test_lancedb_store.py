@@ -173,6 +173,8 @@ def test_bad_names_and_options_are_usage_errors(tmp_path, store):
         store.upsert(["b"], unit([[1, 0]]), ["y"], [{}])
     with pytest.raises(UsageError, match="No ANN index 'flat'.*ivf_hnsw_sq, ivf_pq"):
         store.create_index("flat")
+    with pytest.raises(UsageError, match="takes the build options num_partitions, num_sub_vectors, m, ef_construction, not nprobe"):
+        store.create_index(nprobe=4)
 
 
 def test_ann_index_recall_default_and_tuned(tmp_path):
