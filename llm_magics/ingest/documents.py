@@ -43,3 +43,29 @@ class Hit:
     @property
     def source(self) -> str:
         return self.metadata.get("source", "")
+
+
+#: Longest heading embedded with a chunk (characters): it must leave the chunk its room in
+#: the embedder's window.
+HEADING_CHARS = 200
+
+
+def heading(metadata: dict[str, Any]) -> str:
+    """A chunk's document title and section path, ``"R-FAQ > Installing R"``; a section path
+    that already starts with the title is not repeated; ``""`` when the loader gave neither."""
+    title = str(metadata.get("title") or "").strip()
+    section = str(metadata.get("section") or "").strip()
+    if section and title and section.lower().startswith(title.lower()):
+        title = ""
+    return " > ".join(p for p in (title, section) if p)[:HEADING_CHARS]
+
+
+def embedding_text(text: str, metadata: dict[str, Any]) -> str:
+    """What is embedded for a chunk when headings are on (``LLMMagics.embed_headings``): its
+    heading, a blank line, then its text. The stored and cited text stays the chunk's own.
+
+    >>> embedding_text("Use install.packages().", {"title": "R-FAQ", "section": "Add-ons"})
+    'R-FAQ > Add-ons\\n\\nUse install.packages().'
+    """
+    head = heading(metadata)
+    return f"{head}\n\n{text}" if head else text

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 from .. import config
 from ..errors import UsageError
-from .documents import Chunk
+from .documents import Chunk, embedding_text
 from .manifest import KEY, VERSION
 from .report import IngestReport
 
@@ -45,7 +45,7 @@ class _Pending:
     chunks: list[Chunk]
     ids: list[str]
     old: dict | None
-    vectors: dict[str, "np.ndarray"] = field(default_factory=dict)  # text hash -> vector
+    vectors: dict[str, "np.ndarray"] = field(default_factory=dict)  # vector_key -> vector
     stored_ids: set[str] = field(default_factory=set)  # ids of this version already in the store
 
 
@@ -65,6 +65,7 @@ def add(
     workers: int | None = None,  # processes that load and split (0 or 1: this one)
     engine: str | None = None,  # "local" (default) or "ray": load, split and embed as a Ray Data pipeline
     ray_address: str | None = None,  # with engine="ray": a running cluster (default: a local instance)
+    headings: bool | None = None,  # embed each chunk with its title and section path (default: LLMMagics.embed_headings)
     **loader_options: Any,
 ) -> IngestReport:
     """Load, split, embed and store ``sources`` (files, folders, globs, URLs).
@@ -80,6 +81,9 @@ def add(
     (workers.py); the chunks and their ids are the same as with one process. ``engine="ray"``
     loads, splits and embeds on Ray (ray_engine.py) while this process writes; the chunks, ids
     and skips are again the same. The report times each stage (``report.profile()``).
+    ``headings=True`` (the default, ``LLMMagics.embed_headings``) embeds each chunk with its
+    document title and section path in front (``documents.embedding_text``); the stored text is
+    the chunk's own. Switching it re-embeds a collection's sources on their next ingest.
     """
     from .ray_engine import RayReader, check_engine
     from .splitters import Splitter, get_splitter
@@ -102,15 +106,17 @@ def add(
     redactor = _redactor(redact)
     # a redacted copy is another version, and so is one redacted for other kinds (names added, say)
     split_key = split.config_key + (f"|redacted:{','.join(redactor.kinds)}" if redactor else "")
+    headings = config.settings().embed_headings if headings is None else bool(headings)
+    split_key += "|headings" if headings else ""  # switching it re-reads every source
     # Texts per embed() call: the embedder buckets them by token length inside the call,
     # so bigger calls pad less; the progress bar moves once per call.
     batch_size = batch_size or getattr(config.settings(), "embed_batch_size", 256)
-    writer = _Writer(index, report, batch_size, progress)
+    writer = _Writer(index, report, batch_size, progress, headings)
     usage_errors: list[UsageError] = []
     manifest = index.manifest
     jobs = _jobs(index, sources, glob, recursive, loader, loader_options, split_key, report)
     if engine == "ray":
-        reader = RayReader(ray_address, split, embedder, redactor, report, batch_size)
+        reader = RayReader(ray_address, split, embedder, redactor, report, batch_size, headings)
     else:
         reader = Reader(workers, split, embedder, redactor, report)
     try:
@@ -127,7 +133,7 @@ def add(
                     continue
                 if job.note:
                     report.notes.append((job.source, job.note))
-                item = _prepare(job.source, job.key, job.fingerprint, read.chunks, job.old)
+                item = _prepare(job.source, job.key, job.fingerprint, read.chunks, job.old, headings)
                 old = job.old
                 if old and old.get("version") == item.version and manifest.settled(old):
                     # Same content (a touched file, a re-run query): remember the new fingerprint only.
@@ -209,8 +215,9 @@ class _Writer:
 
     GROUP = 256  # chunks embedded together before their sources are written
 
-    def __init__(self, index: Index, report: IngestReport, batch_size: int, progress: bool | None):
+    def __init__(self, index: Index, report: IngestReport, batch_size: int, progress: bool | None, headings: bool = False):
         self.index, self.report, self.batch_size = index, report, batch_size
+        self.embedded = HEADINGS if headings else ""  # what this run embeds: see vector_key
         self.progress = config.settings().progress if progress is None else progress
         self.pending: list[_Pending] = []
         self.queued = 0
@@ -224,7 +231,7 @@ class _Writer:
             self.index._check_dimension(vectors)  # and the collection records its embedder
             self.checked = True
         for chunk, v in zip(item.chunks, vectors):
-            item.vectors.setdefault(_text_hash(chunk.text), v)
+            item.vectors.setdefault(vector_key(chunk.text, chunk.metadata, self.embedded), v)
         bar = self._bar(len(item.chunks))
         if bar is not None:
             bar.update(len(item.chunks))
@@ -254,13 +261,13 @@ class _Writer:
                 with _timed(self.report, "store_seconds"):
                     self._reuse(item)
             for chunk, id_ in zip(item.chunks, item.ids):
-                h = _text_hash(chunk.text)
+                h = vector_key(chunk.text, chunk.metadata, self.embedded)
                 if id_ in item.stored_ids or h in item.vectors:
                     continue
                 if h in self.cache:
                     item.vectors[h] = self.cache[h]
                 else:
-                    todo.setdefault(h, chunk.text)
+                    todo.setdefault(h, embedding_text(chunk.text, chunk.metadata) if self.embedded else chunk.text)
         if not todo:
             return
         order = sorted(todo, key=lambda h: len(todo[h]), reverse=True)  # similar lengths pad less
@@ -278,14 +285,14 @@ class _Writer:
         self.report.chunks_embedded += len(order)
         for item in self.pending:
             for chunk in item.chunks:
-                h = _text_hash(chunk.text)
+                h = vector_key(chunk.text, chunk.metadata, self.embedded)
                 if h not in item.vectors and h in self.cache:
                     item.vectors[h] = self.cache[h]
 
     def _reuse(self, item: _Pending) -> None:
         """Vectors this source already has in the store (an earlier version, an interrupted run)."""
-        for rec in self.index.store.get(where={KEY: item.key}, vectors=True):
-            item.vectors.setdefault(_text_hash(rec["text"]), rec["vector"])
+        for rec in self.index.store.get(where={KEY: item.key}, vectors=True):  # each keyed by what it embedded
+            item.vectors.setdefault(vector_key(rec["text"], rec["metadata"], rec["metadata"].get(EMBEDDED, "")), rec["vector"])
             if rec["metadata"].get(VERSION) == item.version:
                 item.stored_ids.add(rec["id"])
 
@@ -298,8 +305,10 @@ class _Writer:
         for j in range(0, len(rows), 256):  # 2
             part = rows[j : j + 256]
             chunks = [item.chunks[i] for i, _ in part]
-            vectors = np.stack([np.asarray(item.vectors[_text_hash(c.text)], dtype=np.float32) for c in chunks])
+            vectors = np.stack([np.asarray(item.vectors[vector_key(c.text, c.metadata, self.embedded)], dtype=np.float32) for c in chunks])
             metas = [manifest.tag(c.metadata, item.key, item.version) for c in chunks]
+            if self.embedded:
+                metas = [{**m, EMBEDDED: self.embedded} for m in metas]
             store.upsert([id_ for _, id_ in part], vectors, [c.text for c in chunks], metas)
         manifest.commit(item.key, item.version, stale, source=item.source, fingerprint=item.fingerprint, chunks=len(item.chunks))  # 3
         # 4 (a new source has nothing older: a crashed attempt leaves an entry, so item.old is set then)
@@ -340,8 +349,10 @@ def _fingerprint(source: str, loader: str, options: dict, splitter: str, embedde
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:32]
 
 
-def _prepare(source: str, key: str, fingerprint: str | None, chunks: list[Chunk], old: dict | None) -> _Pending:
+def _prepare(source: str, key: str, fingerprint: str | None, chunks: list[Chunk], old: dict | None, headings: bool = False) -> _Pending:
     h = hashlib.sha256(key.encode())
+    if headings:  # other vectors, so another version: switching re-embeds and rewrites the source
+        h.update(HEADINGS.encode() + b"\0")
     for chunk in chunks:
         meta = {k: v for k, v in sorted(chunk.metadata.items()) if k != "mtime"}
         h.update(json.dumps(meta, sort_keys=True, default=str).encode())
@@ -355,6 +366,21 @@ def _prepare(source: str, key: str, fingerprint: str | None, chunks: list[Chunk]
 
 def _text_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+#: Chunk metadata naming what a stored vector embedded: ``HEADINGS`` (the heading and the
+#: text, ``documents.embedding_text``), or absent (the text alone). Hidden from hits like the
+#: manifest's tags.
+EMBEDDED = "_embedded"
+HEADINGS = "headings"
+
+
+def vector_key(text: str, metadata: dict, embedded: str) -> str:
+    """Which vector a chunk needs: the same text under another heading, or embedded another
+    way, is another vector; vectors are reused (across sources, versions and runs) by this key."""
+    if not embedded:
+        return _text_hash(text)
+    return _text_hash(f"{embedded}\0{embedding_text(text, metadata)}")
 
 
 def _check_loader_options(loader: str | None, options: dict) -> None:

@@ -82,21 +82,25 @@ class _LoadSplit:
 class _Embed:
     """A Ray actor: the run's embedder, built once by name; a batch of sources' chunks -> their vectors."""
 
-    def __init__(self, spec: WorkerSpec, embedder: tuple[str, dict] | None, batch_size: int):
+    def __init__(self, spec: WorkerSpec, embedder: tuple[str, dict] | None, batch_size: int, headings: bool = False):
         from .. import registry
 
         load_plugins(spec)
         self.embedder = registry.get("embedder", embedder[0])(**embedder[1]) if embedder else None
-        self.batch_size = batch_size
+        self.batch_size, self.headings = batch_size, headings
 
     def __call__(self, batch: dict) -> dict:
         import numpy as np
 
         reads = [pickle.loads(b) for b in batch["read"]]
-        texts: dict[str, int] = {}  # text -> row of `vectors`; a text in several chunks is embedded once
+        from .documents import embedding_text
+
+        # what each chunk embeds (its text, or its heading and text, as the writer's) -> row of `vectors`
+        embeds = lambda c: embedding_text(c.text, c.metadata) if self.headings else c.text  # noqa: E731
+        texts: dict[str, int] = {}  # a text in several chunks is embedded once
         for read, _ in reads:
             for chunk in read.chunks:
-                texts.setdefault(chunk.text, len(texts))
+                texts.setdefault(embeds(chunk), len(texts))
         t0 = time.perf_counter()
         vectors = None
         if self.embedder is not None and texts:
@@ -109,7 +113,7 @@ class _Embed:
         out = []
         for k, (read, redacted) in enumerate(reads):
             if vectors is not None and read.chunks:
-                read.vectors = vectors[[texts[c.text] for c in read.chunks]]  # (chunks, dim)
+                read.vectors = vectors[[texts[embeds(c)] for c in read.chunks]]  # (chunks, dim)
             # this batch's embedding count and seconds ride on its first row
             out.append(pickle.dumps((read, redacted, len(texts) if k == 0 and vectors is not None else 0, seconds if k == 0 else 0.0)))
         return {"n": batch["n"], "read": np.array(out, dtype=object)}
@@ -123,7 +127,7 @@ class _Embed:
 class RayReader(Reader):
     """Reads and embeds each job's source on Ray, giving them back in the order of the sources."""
 
-    def __init__(self, ray_address: str | None, split, embedder, redactor, report: "IngestReport", batch_size: int):
+    def __init__(self, ray_address: str | None, split, embedder, redactor, report: "IngestReport", batch_size: int, headings: bool = False):
         t0 = time.perf_counter()
         try:  # before anything is read: a missing extra is a UsageError with the fix
             import ray.data  # noqa: F401
@@ -131,7 +135,7 @@ class RayReader(Reader):
             raise UsageError(f"--engine ray needs Ray Data ({e}): {INSTALL}") from None
         super().__init__(1, split, embedder, redactor, report)
         report.wait_seconds += time.perf_counter() - t0  # importing Ray is part of its start-up
-        self.ray_address, self.batch_size = ray_address, batch_size
+        self.ray_address, self.batch_size, self.headings = ray_address, batch_size, headings
         self.started_ray = False
         self.rows: Iterator | None = None
         report.engine = "ray"
@@ -178,7 +182,7 @@ class RayReader(Reader):
         ds = ray.data.from_items(rows, override_num_blocks=len(rows))  # a source per block: each can go to any worker
         ds = ds.map(_LoadSplit, fn_constructor_args=(self.spec, self.redactor), compute=pool(), num_cpus=1)
         ds = ds.map_batches(
-            _Embed, fn_constructor_args=(self.spec, self.embed_with, self.batch_size),
+            _Embed, fn_constructor_args=(self.spec, self.embed_with, self.batch_size, self.headings),
             batch_size=SOURCES_PER_BATCH, batch_format="numpy", compute=pool(), num_cpus=1,
         )  # fmt: skip
         self.rows = iter(ds.iter_rows())
