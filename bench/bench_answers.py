@@ -52,9 +52,9 @@ CONFIGS = {
     "md800": dict(splitter="markdown", chunk_size=800, chunk_overlap=100, mode="dense", expand=0),
     "hybrid+md800": dict(splitter="markdown", chunk_size=800, chunk_overlap=100, mode="hybrid", expand=0),
     "hybrid+md200+expand2": dict(splitter="markdown", chunk_size=200, chunk_overlap=0, mode="hybrid", expand=2),
-    # the document title and section path embedded with each chunk (the stored text unchanged)
-    "hybrid+expand1+prefix": dict(splitter="markdown", chunk_size=400, chunk_overlap=60, mode="hybrid", expand=1, prefix=True),
-    "expand1+prefix": dict(splitter="markdown", chunk_size=400, chunk_overlap=60, mode="dense", expand=1, prefix=True),
+    # the document title and section path embedded with each chunk (LLMMagics.embed_headings; the stored text unchanged)
+    "expand1+headings": dict(splitter="markdown", chunk_size=400, chunk_overlap=60, mode="dense", expand=1, headings=True),
+    "hybrid+expand1+headings": dict(splitter="markdown", chunk_size=400, chunk_overlap=60, mode="hybrid", expand=1, headings=True),
 }
 
 
@@ -135,39 +135,12 @@ def load_questions(name: str, n: int | None) -> list[dict]:
 def ours_index(name: str, docs: Path, cfg: dict, embedder):
     from llm_magics import Index
 
-    key = f"{cfg['splitter']}-{cfg['chunk_size']}-{cfg['chunk_overlap']}"
+    key = f"{cfg['splitter']}-{cfg['chunk_size']}-{cfg['chunk_overlap']}" + ("-headings" if cfg.get("headings") else "")
     index = Index(collection=f"{name}-{key}", store="chroma", embedder=embedder, path=str(CACHE / "ours"))
     t0 = time.perf_counter()
-    report = index.add(str(docs), splitter=cfg["splitter"], chunk_size=cfg["chunk_size"], chunk_overlap=cfg["chunk_overlap"], recursive=True, progress=False)
-    info = {"seconds": time.perf_counter() - t0, "added": report.chunks_added, "chunks": index.store.count()}
-    if cfg.get("prefix"):
-        index = prefixed(index, embedder)
-    return index, info
-
-
-def heading(meta: dict) -> str:
-    """``title > section`` of a chunk, without repeating a section that starts with the title."""
-    title, section = (meta.get("title") or "").strip(), (meta.get("section") or "").strip()
-    if section and title and section.lower().startswith(title.lower()):
-        return section
-    return " > ".join(p for p in (title, section) if p)
-
-
-def prefixed(index, embedder):
-    """A copy of ``index`` whose vectors embed ``heading\n\ntext`` (experiment: is the title and
-    section path worth embedding?); texts, metadata and the BM25 side are unchanged."""
-    import numpy as np
-
-    target = index.copy_to("chroma", {"path": str(CACHE / "ours")}, collection=index.collection + "-prefix", progress=False)
-    if target.store.info().get("prefixed"):
-        return target
-    recs = target.store.get()
-    for i in range(0, len(recs), 256):
-        part = recs[i : i + 256]
-        texts = [f"{heading(r['metadata'])}\n\n{r['text']}" if heading(r["metadata"]) else r["text"] for r in part]
-        target.store.upsert([r["id"] for r in part], np.asarray(embedder.embed(texts), dtype=np.float32), [r["text"] for r in part], [r["metadata"] for r in part])
-    target.store.set_info({**target.store.info(), "prefixed": True})
-    return target
+    report = index.add(str(docs), splitter=cfg["splitter"], chunk_size=cfg["chunk_size"], chunk_overlap=cfg["chunk_overlap"], recursive=True, progress=False,
+                       headings=cfg.get("headings", False))
+    return index, {"seconds": time.perf_counter() - t0, "added": report.chunks_added, "chunks": index.store.count()}
 
 
 def ours_search(index, question: str, cfg: dict, budget: int, count) -> list:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,3 +70,23 @@ def embedding_text(text: str, metadata: dict[str, Any]) -> str:
     """
     head = heading(metadata)
     return f"{head}\n\n{text}" if head else text
+
+
+#: Chunk metadata naming what a stored vector embedded: ``HEADINGS`` (the heading and the
+#: text, ``documents.embedding_text``), or absent (the text alone). Hidden from hits like the
+#: manifest's tags.
+EMBEDDED = "_embedded"
+HEADINGS = "headings"
+
+
+def vector_key(text: str, metadata: dict, embedded: str) -> str:
+    """Which vector a chunk needs: the same text under another heading, or embedded another
+    way, is another vector; vectors are reused (across sources, versions and runs) by this key."""
+    if not embedded:
+        return text_hash(text)
+    return text_hash(f"{embedded}\0{embedding_text(text, metadata)}")
+
+
+def text_hash(text: str) -> str:
+    """SHA-256 of a text (hex): equal texts share vectors and chunk ids."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 from .. import config
 from ..errors import UsageError
-from .documents import Chunk, embedding_text
+from .documents import EMBEDDED, HEADINGS, Chunk, embedding_text, text_hash, vector_key
 from .manifest import KEY, VERSION
 from .report import IngestReport
 
@@ -360,27 +360,9 @@ def _prepare(source: str, key: str, fingerprint: str | None, chunks: list[Chunk]
     version = h.hexdigest()[:32]
     ids = []
     for i, chunk in enumerate(chunks):
-        ids.append(hashlib.sha256(f"{version}\0{i}\0{chunk.metadata.get('start_index')}\0{_text_hash(chunk.text)}".encode()).hexdigest()[:40])
+        ids.append(hashlib.sha256(f"{version}\0{i}\0{chunk.metadata.get('start_index')}\0{text_hash(chunk.text)}".encode()).hexdigest()[:40])
     return _Pending(source, key, fingerprint or "", version, chunks, ids, old)
 
-
-def _text_hash(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-#: Chunk metadata naming what a stored vector embedded: ``HEADINGS`` (the heading and the
-#: text, ``documents.embedding_text``), or absent (the text alone). Hidden from hits like the
-#: manifest's tags.
-EMBEDDED = "_embedded"
-HEADINGS = "headings"
-
-
-def vector_key(text: str, metadata: dict, embedded: str) -> str:
-    """Which vector a chunk needs: the same text under another heading, or embedded another
-    way, is another vector; vectors are reused (across sources, versions and runs) by this key."""
-    if not embedded:
-        return _text_hash(text)
-    return _text_hash(f"{embedded}\0{embedding_text(text, metadata)}")
 
 
 def _check_loader_options(loader: str | None, options: dict) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import re
 import textwrap
 
 import numpy as np
@@ -12,11 +13,7 @@ import pytest
 from llm_magics import registry
 from llm_magics.errors import UsageError
 from llm_magics.ingest.stores import get_store_class
-
-
-def unit(rows):
-    rows = np.asarray(rows, dtype=np.float32)
-    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+from llm_magics.testing import check_store_contract, unit
 
 
 @pytest.fixture(params=["memory", "chroma"])
@@ -31,41 +28,9 @@ def test_both_stores_are_plugins():
     assert {"chroma", "memory"} <= set(registry.names("vector_store"))
 
 
-def test_upsert_query_get_delete(store):
-    vectors = unit([[1, 0, 0], [0.9, 0.1, 0], [0, 1, 0], [0, 0, 1]])
-    metas = [{"source": "a.txt", "page": 1}, {"source": "a.txt", "page": 2}, {"source": "b.txt"}, {"source": "c.txt"}]
-    store.upsert(["1", "2", "3", "4"], vectors, ["one", "two", "three", "four"], metas)
-    assert store.count() == 4
-    hits = store.query(unit([[1, 0, 0]])[0], 2)
-    assert [h.id for h in hits] == ["1", "2"]
-    assert hits[0].score == pytest.approx(1.0, abs=1e-5)
-    assert hits[1].score == pytest.approx(float(vectors[1] @ vectors[0]), abs=1e-5)
-    assert hits[0].text == "one" and hits[0].metadata == {"source": "a.txt", "page": 1}
-    # filters in Chroma's syntax
-    assert {h.id for h in store.query(vectors[0], 5, where={"source": "b.txt"})} == {"3"}
-    assert {h.id for h in store.query(vectors[0], 5, where={"page": {"$gte": 2}})} == {"2"}
-    assert {h.id for h in store.query(vectors[0], 5, where={"source": {"$in": ["b.txt", "c.txt"]}})} == {"3", "4"}
-    assert {h.id for h in store.query(vectors[0], 5, where={"$and": [{"source": "a.txt"}, {"page": 1}]})} == {"1"}
-    # upsert replaces
-    store.upsert(["3"], unit([[1, 0, 0]]), ["three again"], [{"source": "b.txt"}])
-    assert store.count() == 4
-    assert {r["text"] for r in store.get(ids=["3"])} == {"three again"}
-    got = store.get(where={"source": "a.txt"}, vectors=True)
-    assert {r["id"] for r in got} == {"1", "2"}
-    assert np.allclose(np.asarray(next(r for r in got if r["id"] == "1")["vector"]), vectors[0], atol=1e-6)
-    store.delete(["1", "2", "nope"])
-    assert store.count() == 2
-    assert {h.id for h in store.query(vectors[0], 10)} == {"3", "4"}
-
-
-def test_info_and_manifest(store):
-    assert store.info() == {}
-    store.set_info({"embedder": "x", "dimension": 3})
-    assert store.info() == {"embedder": "x", "dimension": 3}
-    store.set_manifest("/a", {"version": "v1", "chunks": 3})
-    store.set_manifest("/b", {"version": "v2", "chunks": 1})
-    store.set_manifest("/b", None)
-    assert store.manifest() == {"/a": {"version": "v1", "chunks": 3}}
+def test_the_store_contract(store):
+    """The contract every store keeps (llm_magics.testing, which the store plugins run too)."""
+    check_store_contract(store)
 
 
 def test_bad_collection_names_are_usage_errors(store_path):
@@ -132,3 +97,21 @@ def test_chroma_recall_matches_exact_search(store_path):
         total += 10
     memory.drop()
     assert found / total >= 0.95
+
+
+def test_the_documented_contract_example_runs_and_the_contract_can_fail():
+    """docs/plugin_hooks.md's check_store_contract example runs; a store that breaks a promise fails it."""
+    from pathlib import Path
+
+    from llm_magics.ingest.stores.memory import MemoryStore
+
+    docs = (Path(__file__).parents[2] / "docs" / "plugin_hooks.md").read_text()
+    (code,) = [c for c in re.findall(r"```python\n(.*?)```", docs, re.S) if "check_store_contract(" in c]
+    exec(compile(code, "docs:check_store_contract", "exec"), {})
+
+    class ForgetfulStore(MemoryStore):  # ignores where= on queries
+        def query(self, vector, k, where=None):
+            return super().query(vector, k)
+
+    with pytest.raises(AssertionError, match="where="):
+        check_store_contract(ForgetfulStore("forgetful"))

@@ -12,6 +12,7 @@ import pytest
 from llm_magics import plugins, registry
 from llm_magics.errors import UsageError
 from llm_magics.ingest.stores.base import matches
+from llm_magics.testing import check_store_contract, unit
 
 
 def lancedb_store(tmp_path, name="contract-test", **options):
@@ -23,60 +24,6 @@ def store(tmp_path):
     s = lancedb_store(tmp_path)
     yield s
     s.drop()
-
-
-def unit(rows):
-    v = np.asarray(rows, dtype=np.float32)
-    return v / np.linalg.norm(v, axis=1, keepdims=True)
-
-
-def test_found_through_its_entry_point():
-    eps = {ep.name: ep for ep in metadata.entry_points(group="llm_magics")}
-    assert eps["lancedb"].value == "llm_magics_lancedb"
-    assert eps["lancedb"].dist.name == "llm-magics-lancedb"
-    entry = registry.entries("vector_store")["lancedb"]
-    assert entry.plugin == "lancedb"
-    assert plugins.info["lancedb"].source.startswith("entry point llm-magics-lancedb")
-    assert plugins.info["lancedb"].hooks == ["register_vector_stores"]
-    assert metadata.version("lancedb") == "0.40.0"
-
-
-def test_upsert_query_get_delete(store, tmp_path):
-    vectors = unit([[1, 0, 0], [0.9, 0.1, 0], [0, 1, 0], [0, 0, 1]])
-    ids = ["a", "b", "c", "d"]
-    metas = [{"source": "x.md", "page": 1}, {"source": "x.md", "page": 2}, {"source": "y.pdf", "page": 1}, {"source": "z.txt"}]
-    store.upsert(ids, vectors, ["alpha", "beta", "gamma", "delta"], metas)
-    assert store.count() == 4
-    assert (tmp_path / "contract-test.lance").is_dir()  # a Lance table in the folder
-
-    hits = store.query(unit([[1, 0, 0]])[0], k=2)
-    assert [h.id for h in hits] == ["a", "b"]
-    assert hits[0].score == pytest.approx(1.0, abs=1e-5) and hits[0].text == "alpha"
-    assert hits[1].score == pytest.approx(float(vectors[1] @ vectors[0]), abs=1e-5)  # cosine similarity
-    assert hits[0].metadata == {"source": "x.md", "page": 1}
-
-    assert [h.id for h in store.query(unit([[1, 0, 0]])[0], k=4, where={"source": "y.pdf"})] == ["c"]
-    assert {h.id for h in store.query(unit([[1, 0, 0]])[0], k=4, where={"page": {"$gte": 2}})} == {"b"}
-    assert {h.id for h in store.query(unit([[1, 0, 0]])[0], k=4, where={"$or": [{"source": "z.txt"}, {"page": 2}]})} == {"b", "d"}
-    assert {h.id for h in store.query(unit([[1, 0, 0]])[0], k=4, where={"source": {"$nin": ["x.md"]}})} == {"c", "d"}
-
-    records = {r["id"]: r for r in store.get(where={"source": "x.md"}, vectors=True)}
-    assert set(records) == {"a", "b"} and records["b"]["text"] == "beta"
-    np.testing.assert_allclose(records["a"]["vector"], vectors[0], atol=1e-6)
-    assert [r["id"] for r in store.get(ids=["d", "missing", "a"])] == ["d", "a"]
-    assert [r["id"] for r in store.get(ids=["a", "b"], where={"page": 2})] == ["b"]
-
-    store.upsert(["a"], unit([[0, 0, 1]]), ["alpha v2"], [{"source": "x.md", "page": 1}])  # same id: replaced
-    assert store.count() == 4
-    assert store.get(ids=["a"])[0]["text"] == "alpha v2"
-    assert store.query(unit([[0, 0, 1]])[0], k=1)[0].text in {"alpha v2", "delta"}
-
-    store.upsert(["e", "e"], unit([[1, 1, 0], [0, 1, 1]]), ["first", "second"], [{}, {}])  # one batch, one id twice
-    assert store.count() == 5 and [r["text"] for r in store.get(ids=["e"])] == ["second"]
-
-    store.delete(["a", "b", "e", "nope"])
-    assert store.count() == 2
-    assert store.get(ids=["a", "b"]) == []
 
 
 # Values with quotes, a non-ASCII letter, keys with a dot and a quote, numbers as strings.
@@ -98,6 +45,31 @@ FILTERS = [
     {"$and": [{"source": "x.md"}, {"page": {"$gt": 1}}]}, {"$or": [{"page": 2}, {"a.b": "dot"}, {"it's": 3}]},
     {"source": "x.md", "page": 1}, {"$or": []}, {"big": 12345678901234}, {"$and": [{"page": {"$gte": 1}}, {"page": {"$lt": 2}}]},
 ]  # fmt: skip
+
+
+def test_found_through_its_entry_point():
+    eps = {ep.name: ep for ep in metadata.entry_points(group="llm_magics")}
+    assert eps["lancedb"].value == "llm_magics_lancedb"
+    assert eps["lancedb"].dist.name == "llm-magics-lancedb"
+    entry = registry.entries("vector_store")["lancedb"]
+    assert entry.plugin == "lancedb"
+    assert plugins.info["lancedb"].source.startswith("entry point llm-magics-lancedb")
+    assert plugins.info["lancedb"].hooks == ["register_vector_stores"]
+    assert metadata.version("lancedb") == "0.40.0"
+
+
+def test_the_store_contract(store, tmp_path):
+    check_store_contract(store)
+    assert (tmp_path / "contract-test.lance").is_dir()  # a Lance table in the folder
+
+
+def test_get_keeps_the_order_of_ids_and_a_batch_may_repeat_an_id(store):
+    vectors = unit([[1, 0, 0], [0.9, 0.1, 0], [0, 1, 0], [0, 0, 1]])
+    store.upsert(["a", "b", "c", "d"], vectors, ["alpha", "beta", "gamma", "delta"], [{"page": 1}, {"page": 2}, {"page": 1}, {}])
+    assert [r["id"] for r in store.get(ids=["d", "missing", "a"])] == ["d", "a"]
+    assert [r["id"] for r in store.get(ids=["a", "b"], where={"page": 2})] == ["b"]
+    store.upsert(["e", "e"], unit([[1, 1, 0], [0, 1, 1]]), ["first", "second"], [{}, {}])  # one batch, one id twice
+    assert store.count() == 5 and [r["text"] for r in store.get(ids=["e"])] == ["second"]
 
 
 def test_filters_select_what_the_reference_selects(store):

@@ -9,6 +9,7 @@ import pytest
 
 from llm_magics import plugins, registry
 from llm_magics.errors import UsageError
+from llm_magics.testing import check_store_contract, unit
 
 
 @pytest.fixture
@@ -17,11 +18,6 @@ def store(tmp_path):
     s = cls("contract-test", path=str(tmp_path))
     yield s
     s.drop()
-
-
-def unit(rows):
-    v = np.asarray(rows, dtype=np.float32)
-    return v / np.linalg.norm(v, axis=1, keepdims=True)
 
 
 def test_found_through_its_entry_point():
@@ -34,34 +30,8 @@ def test_found_through_its_entry_point():
     assert plugins.info["qdrant"].hooks == ["register_vector_stores"]
 
 
-def test_upsert_query_get_delete(store):
-    vectors = unit([[1, 0, 0], [0.9, 0.1, 0], [0, 1, 0], [0, 0, 1]])
-    ids = ["a", "b", "c", "d"]
-    metas = [{"source": "x.md", "page": 1}, {"source": "x.md", "page": 2}, {"source": "y.pdf", "page": 1}, {"source": "z.txt"}]
-    store.upsert(ids, vectors, ["alpha", "beta", "gamma", "delta"], metas)
-    assert store.count() == 4
-
-    hits = store.query(unit([[1, 0, 0]])[0], k=2)
-    assert [h.id for h in hits] == ["a", "b"]
-    assert hits[0].score == pytest.approx(1.0, abs=1e-5) and hits[0].text == "alpha"
-    assert hits[0].metadata == {"source": "x.md", "page": 1}
-
-    assert [h.id for h in store.query(unit([[1, 0, 0]])[0], k=4, where={"source": "y.pdf"})] == ["c"]
-    assert {h.id for h in store.query(unit([[1, 0, 0]])[0], k=4, where={"page": {"$gte": 2}})} == {"b"}
-    assert {h.id for h in store.query(unit([[1, 0, 0]])[0], k=4, where={"$or": [{"source": "z.txt"}, {"page": 2}]})} == {"b", "d"}
-    assert {h.id for h in store.query(unit([[1, 0, 0]])[0], k=4, where={"source": {"$nin": ["x.md"]}})} == {"c", "d"}
-
-    records = {r["id"]: r for r in store.get(where={"source": "x.md"}, vectors=True)}
-    assert set(records) == {"a", "b"} and records["b"]["text"] == "beta"
-    np.testing.assert_allclose(records["a"]["vector"], vectors[0], atol=1e-6)
-    assert [r["id"] for r in store.get(ids=["d", "missing"])] == ["d"]
-
-    store.upsert(["a"], unit([[0, 0, 1]]), ["alpha v2"], [{"source": "x.md", "page": 1}])
-    assert store.count() == 4
-    assert store.query(unit([[0, 0, 1]])[0], k=1)[0].text in {"alpha v2", "delta"}
-
-    store.delete(["a", "b", "nope"])
-    assert store.count() == 2
+def test_the_store_contract(store):
+    check_store_contract(store)
 
 
 def test_info_and_manifest_persist_across_reopen(tmp_path):
