@@ -30,9 +30,10 @@ def vectors_by_text(index):
     return {r["text"]: (r["vector"], r["metadata"]) for r in index.store.get(vectors=True)}
 
 
-def test_heading_is_title_then_section_without_repeats():
-    assert heading({"title": "R-FAQ", "section": "Installing R"}) == "R-FAQ > Installing R"
-    assert heading({"title": "gitfaq(7)", "section": "gitfaq(7) Manual Page > Configuration"}) == "gitfaq(7) Manual Page > Configuration"
+def test_heading_is_the_nearest_header_else_the_title():
+    assert heading({"title": "R-FAQ", "section": "Installing R"}) == "Installing R"
+    assert heading({"title": "gitfaq(7)", "section": "gitfaq(7) Manual Page > Configuration"}) == "Configuration"
+    assert heading({"title": "R-FAQ", "page": 3}) == "R-FAQ"
     assert heading({"source": "a.txt"}) == "" and embedding_text("text", {}) == "text"
     assert len(heading({"title": "t" * 500})) == 200  # leaves the chunk its room in the window
 
@@ -46,7 +47,7 @@ def test_vectors_embed_the_heading_and_the_stored_text_is_the_chunk(hash_embedde
     for text, (vector, meta) in stored.items():
         assert not text.startswith("Field guide >")  # stored as written in the file
         assert meta["section"] in ("Field guide > Herons", "Field guide > Glaciers") and meta[EMBEDDED] == "headings"
-        np.testing.assert_allclose(vector, hash_embedder.embed([f"{meta['section']}\n\n{text}"])[0], atol=1e-6)
+        np.testing.assert_allclose(vector, hash_embedder.embed([f"{meta['section'].split(' > ')[-1]}\n\n{text}"])[0], atol=1e-6)
     assert all(EMBEDDED not in h.metadata for h in index.search("herons", k=3))
     # the same setting again: nothing to do
     calls = type(hash_embedder).calls
@@ -68,7 +69,7 @@ def test_switching_headings_reembeds_and_reuses_nothing_of_the_other_kind(hash_e
     # and back, per call
     index.add(str(tmp_path / "guide.md"), chunk_size=80, chunk_overlap=0, headings=True)
     for text, (vector, meta) in vectors_by_text(index).items():
-        np.testing.assert_allclose(vector, hash_embedder.embed([f"{meta['section']}\n\n{text}"])[0], atol=1e-6)
+        np.testing.assert_allclose(vector, hash_embedder.embed([f"{meta['section'].split(' > ')[-1]}\n\n{text}"])[0], atol=1e-6)
 
 
 def test_a_chunk_below_its_header_is_found_by_the_sections_words(minilm, tmp_path):
