@@ -38,7 +38,7 @@ class LLMMagics(Configurable):
     splitter = Unicode("markdown", help="Default splitter: markdown (header-aware, also fine for plain text), recursive, character or token.").tag(config=True)
     chunk_size = Int(400, help="Default chunk size in characters (in tokens for the token splitter).").tag(config=True)
     chunk_overlap = Int(60, help="Default overlap between neighbouring chunks.").tag(config=True)
-    embed_headings = Bool(True, help="Embed each chunk with its document title and section path in front (the stored text stays the chunk's own); switching it re-embeds a collection on its next %ingest.").tag(config=True)
+    embed_headings = Bool(True, help="Embed each chunk with the header it sits under (else its document's title) in front (the stored text stays the chunk's own); switching it re-embeds a collection on its next %ingest.").tag(config=True)
     embed_batch_size = Int(256, help="Chunks embedded per batch while ingesting.").tag(config=True)
     k = Int(4, help="How many chunks %%ask retrieves when it is given --k (else LLMMagics.context_budget decides).").tag(config=True)
     context_budget = Int(1000, help="Tokens of retrieved context %%ask hands the model: chunks best first until it is full, the last cut to fit (0: a fixed k).").tag(config=True)

@@ -129,7 +129,7 @@ class Index:
         workers: int | None = None,  # processes that load and split (0 or 1: this one)
         engine: str | None = None,  # "local" (default) or "ray"
         ray_address: str | None = None,  # engine="ray": a running Ray cluster (default: a local instance)
-        headings: bool | None = None,  # embed the title and section path with each chunk (default: LLMMagics.embed_headings)
+        headings: bool | None = None,  # embed each chunk under its nearest header (default: LLMMagics.embed_headings)
         **loader_options: Any,
     ) -> IngestReport:
         """Load, split, embed and store ``sources`` (files, folders, globs, URLs).
@@ -148,8 +148,8 @@ class Index:
         ``engine="ray"`` loads, splits and embeds as a Ray Data pipeline, on the cluster at
         ``ray_address`` or a local instance, while this process writes (``pip install
         'llm-magics[ray]'``); same chunks and ids, same manifest protocol.
-        ``headings`` (default on, ``LLMMagics.embed_headings``) embeds each chunk with its document
-        title and section path in front; what is stored and cited is the chunk's own text.
+        ``headings`` (default on, ``LLMMagics.embed_headings``) embeds each chunk with the header it
+        sits under (else its document's title) in front; what is stored and cited is the chunk's own text.
         """
         from .pipeline import add
 

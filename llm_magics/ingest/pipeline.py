@@ -65,7 +65,7 @@ def add(
     workers: int | None = None,  # processes that load and split (0 or 1: this one)
     engine: str | None = None,  # "local" (default) or "ray": load, split and embed as a Ray Data pipeline
     ray_address: str | None = None,  # with engine="ray": a running cluster (default: a local instance)
-    headings: bool | None = None,  # embed each chunk with its title and section path (default: LLMMagics.embed_headings)
+    headings: bool | None = None,  # embed each chunk under its nearest header (default: LLMMagics.embed_headings)
     **loader_options: Any,
 ) -> IngestReport:
     """Load, split, embed and store ``sources`` (files, folders, globs, URLs).
@@ -81,8 +81,8 @@ def add(
     (workers.py); the chunks and their ids are the same as with one process. ``engine="ray"``
     loads, splits and embeds on Ray (ray_engine.py) while this process writes; the chunks, ids
     and skips are again the same. The report times each stage (``report.profile()``).
-    ``headings=True`` (the default, ``LLMMagics.embed_headings``) embeds each chunk with its
-    document title and section path in front (``documents.embedding_text``); the stored text is
+    ``headings=True`` (the default, ``LLMMagics.embed_headings``) embeds each chunk with the
+    header it sits under (else its document's title) in front (``documents.embedding_text``); the stored text is
     the chunk's own. Switching it re-embeds a collection's sources on their next ingest.
     """
     from .ray_engine import RayReader, check_engine
