@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from llm_magics import config
+from llm_magics.ingest.documents import embedding_text
 
 SECRETS = ["jane.doe@example.org", "+1 415 555 2671", "GB82 WEST 1234 5698 7654 32", "4111 1111 1111 1111"]
 TEXT = f"""# Payroll contacts
@@ -34,9 +35,9 @@ def test_ingest_redact_masks_before_embedding_and_storing(ip, minilm, tmp_path, 
     for secret in SECRETS + ["555 2671", "1234 5698", "jane.doe"]:
         assert secret not in text
     assert "[EMAIL]" in text and "[PHONE]" in text and "[IBAN]" in text and "[CREDIT_CARD]" in text
-    # each stored vector is the embedding of the masked chunk, not of the original text
+    # each stored vector is the embedding of the masked chunk (under its heading), not of the original text
     vectors = np.asarray(stored["embeddings"], dtype=np.float32)
-    expected = minilm.embed(stored["documents"])
+    expected = minilm.embed([embedding_text(d, m) for d, m in zip(stored["documents"], stored["metadatas"])])
     assert np.allclose(vectors, expected, atol=1e-5)
     unmasked = minilm.embed([TEXT.split("\n\n", 1)[1]])[0]
     assert all(float(v @ unmasked) < 0.999 for v in vectors)
