@@ -295,10 +295,14 @@ class Reader:
         if not abort:
             pool.shutdown(wait=True)
             return
-        processes = list((getattr(pool, "_processes", None) or {}).values())  # no public handle before Python 3.14
-        pool.shutdown(wait=False, cancel_futures=True)
+        spawned = getattr(pool, "_processes", None) or {}  # pid -> process; no public handle before Python 3.14
+        pool.shutdown(wait=False, cancel_futures=True)  # (drops the pool's reference to that dict, not the dict)
+        processes = list(spawned.values())  # read after the shutdown: a process started meanwhile is in it too
         for p in processes:
             if p.is_alive():
                 p.terminate()
         for p in processes:
             p.join(10)
+            if p.is_alive():  # stuck where SIGTERM cannot reach it (a busy C call): no worker outlives the run
+                p.kill()
+                p.join(5)
