@@ -81,12 +81,18 @@ EMBEDDED = "_embedded"
 HEADINGS = "headings"
 
 
+def text_to_embed(text: str, metadata: dict, embedded: str) -> str:
+    """What a chunk embeds: its text alone (``embedded`` empty), or under its heading (``HEADINGS``).
+    The ingest writer and Ray's embedding actors both ask here, so they cannot disagree."""
+    return embedding_text(text, metadata) if embedded else text
+
+
 def vector_key(text: str, metadata: dict, embedded: str) -> str:
     """Which vector a chunk needs: the same text under another heading, or embedded another
     way, is another vector; vectors are reused (across sources, versions and runs) by this key."""
     if not embedded:
         return text_hash(text)
-    return text_hash(f"{embedded}\0{embedding_text(text, metadata)}")
+    return text_hash(f"{embedded}\0{text_to_embed(text, metadata, embedded)}")
 
 
 def text_hash(text: str) -> str:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 from .. import config
 from ..errors import UsageError
-from .documents import EMBEDDED, HEADINGS, Chunk, embedding_text, text_hash, vector_key
+from .documents import EMBEDDED, HEADINGS, Chunk, text_hash, text_to_embed, vector_key
 from .manifest import KEY, VERSION
 from .report import IngestReport
 
@@ -267,7 +267,7 @@ class _Writer:
                 if h in self.cache:
                     item.vectors[h] = self.cache[h]
                 else:
-                    todo.setdefault(h, embedding_text(chunk.text, chunk.metadata) if self.embedded else chunk.text)
+                    todo.setdefault(h, text_to_embed(chunk.text, chunk.metadata, self.embedded))
         if not todo:
             return
         order = sorted(todo, key=lambda h: len(todo[h]), reverse=True)  # similar lengths pad less

@@ -93,10 +93,10 @@ class _Embed:
         import numpy as np
 
         reads = [pickle.loads(b) for b in batch["read"]]
-        from .documents import embedding_text
+        from .documents import HEADINGS, text_to_embed
 
-        # what each chunk embeds (its text, or its heading and text, as the writer's) -> row of `vectors`
-        embeds = lambda c: embedding_text(c.text, c.metadata) if self.headings else c.text  # noqa: E731
+        # what each chunk embeds (as the writer's: documents.text_to_embed) -> row of `vectors`
+        embeds = lambda c: text_to_embed(c.text, c.metadata, HEADINGS if self.headings else "")  # noqa: E731
         texts: dict[str, int] = {}  # a text in several chunks is embedded once
         for read, _ in reads:
             for chunk in read.chunks:
