@@ -76,11 +76,23 @@ def tuned_options(name: str, ef: int) -> dict:
 # ---------------------------------------------------------------------------
 
 
+def project_files() -> list[Path]:
+    """The text this checkout carries (docs, READMEs, results, demo and lesson data): enough for --smoke on a clean clone."""
+    found = [ROOT / "README.md", *sorted(ROOT.glob("plugins/*/README.md")), *sorted(HERE.glob("*.md"))]
+    for top in ("docs", "llm_magics", "demo_notebooks"):
+        found += sorted(p for p in (ROOT / top).rglob("*") if p.suffix in (".md", ".txt", ".html"))
+    return [p for p in found if p.is_file()]
+
+
 def source_files(smoke: bool = False) -> list[Path]:
-    """bench/corpora, then Debian's docs (no Python docs: they are reserved for another benchmark)."""
-    files = sorted(p for p in (HERE / "corpora").rglob("*") if p.suffix in (".html", ".txt") and p.name != "COPYRIGHT.txt")
+    """bench/corpora, then Debian's docs (no Python docs: they are reserved for another benchmark).
+
+    ``--smoke`` reads only the project's own text, so it runs on a clean checkout (the corpora
+    are fetched by ``bench/corpora/fetch.py`` and are not in git).
+    """
     if smoke:
-        return files
+        return project_files()
+    files = sorted(p for p in (HERE / "corpora").rglob("*") if p.suffix in (".html", ".txt") and p.name != "COPYRIGHT.txt")
     for p in sorted(Path("/usr/share/doc").rglob("*")):
         top = p.relative_to("/usr/share/doc").parts[0]
         if "python" in top or not p.is_file() or p.is_symlink() or p.name.startswith("copyright"):
@@ -161,6 +173,8 @@ def real_vectors(cache: Path, n_real: int, n_queries: int, smoke: bool = False) 
     pieces = collect_pieces(smoke)
     collect_s = time.perf_counter() - t0
     random.Random(15).shuffle(pieces)
+    if len(pieces) <= n_queries:
+        sys.exit(f"only {len(pieces)} distinct pieces of text were found; need more than {n_queries} (fetch the corpora: python bench/corpora/fetch.py)")
     if len(pieces) < n_real + n_queries:
         print(f"only {len(pieces)} distinct pieces; using {len(pieces) - n_queries} real base vectors", file=sys.stderr)
     queries, base = pieces[:n_queries], pieces[n_queries : n_queries + n_real]
