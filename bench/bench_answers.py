@@ -136,6 +136,7 @@ def ours_index(name: str, docs: Path, cfg: dict, embedder):
     from llm_magics import Index
 
     key = f"{cfg['splitter']}-{cfg['chunk_size']}-{cfg['chunk_overlap']}" + ("-headings" if cfg.get("headings") else "")
+    key += "" if embedder.options.dtype == "float32" else f"-{embedder.options.dtype}"  # vectors of another dtype: another collection
     index = Index(collection=f"{name}-{key}", store="chroma", embedder=embedder, path=str(CACHE / "ours"))
     t0 = time.perf_counter()
     report = index.add(str(docs), splitter=cfg["splitter"], chunk_size=cfg["chunk_size"], chunk_overlap=cfg["chunk_overlap"], recursive=True, progress=False,
@@ -348,6 +349,9 @@ def main(argv=None) -> int:
     config.settings().progress = False
     use_prompts(args.prompt)
     embedder = get_embedder()
+    # The peer embeds in float32, as LangChain's HuggingFaceEmbeddings does by default (the same MiniLM); ours
+    # keeps its default dtype ("auto": bfloat16 where the CPU has bf16 units).
+    peer_embedder = get_embedder(dtype="float32")
     backend = backends.get_model(args.model)
     count = backend.count_tokens
     configs = args.configs.split(",")
@@ -359,7 +363,7 @@ def main(argv=None) -> int:
         checks[name] = phrase_check(name, docs)
         qs = load_questions(name, args.questions)
         size = sum(f.stat().st_size for f in docs.iterdir())
-        db, info = peer_index(name, docs, embedder)
+        db, info = peer_index(name, docs, peer_embedder)
         ingest[(name, "langchain")] = {**info, "bytes": size}
         peer_hits = [peer_search(db, q["question"], args.budget, count) for q in qs]
         rows[(name, "langchain")] = retrieval_row(peer_hits, qs, count)

