@@ -89,6 +89,14 @@ class LexicalIndex:
         if corpus:
             self.retriever.index(corpus, show_progress=False)
 
+    @functools.cached_property
+    def versions(self) -> dict[tuple, list[dict]]:
+        """The records of each (source key, version): what small-to-big reads a hit's neighbours from."""
+        out: dict[tuple, list[dict]] = {}
+        for r in self.records:
+            out.setdefault((r["metadata"].get(KEY), r["metadata"].get(VERSION)), []).append(r)
+        return out
+
     def search(self, query: str, k: int) -> list[tuple[str, float]]:
         """``(id, bm25 score)`` of the ``k`` best chunks with a positive score, best first."""
         terms = lexical_tokens(query)
@@ -331,6 +339,7 @@ def search(index, query: str, k: int, where: dict | None, settings: RetrievalSet
     flt = and_filters(where, {VERSION: {"$nin": hidden}} if hidden else None)
     n = max(k, settings.candidates) if (settings.budget or settings.mode == "hybrid") else k
     hits = store.query(vector, n, flt)
+    lex = None
     if settings.mode == "hybrid":
         lex = lexical_index(store, hidden)
         records = {r["id"]: r for r in lex.records}
@@ -350,8 +359,10 @@ def search(index, query: str, k: int, where: dict | None, settings: RetrievalSet
 
         def siblings(hit: Hit) -> list[dict]:
             key = (hit.metadata.get(KEY), hit.metadata.get(VERSION))
-            if key not in groups:
-                groups[key] = store.get(where={"$and": [{KEY: key[0]}, {VERSION: key[1]}]}) if key[0] else []
+            if key not in groups and not key[0]:
+                groups[key] = []
+            elif key not in groups:  # the BM25 index already holds every visible record; dense mode asks the store
+                groups[key] = lex.versions.get(key, []) if lex is not None else store.get(where={"$and": [{KEY: key[0]}, {VERSION: key[1]}]})
             # one document of the source: a PDF page, a table row, a notebook cell
             fields = (DOC,) if DOC in hit.metadata else DOCUMENT_FIELDS
             doc = tuple(hit.metadata.get(f) for f in fields)

@@ -96,6 +96,20 @@ def test_small_to_big_hands_on_neighbours_once(minilm, tmp_path):
     spans = sorted((h.metadata["start_index"], h.metadata["start_index"] + len(h.text)) for h in big)
     assert all(a_end <= b_start for (_, a_end), (b_start, _) in zip(spans, spans[1:]))
 
+    # hybrid mode reads the neighbours from the BM25 index's records (no store read per query), with the same windows
+    hybrid = retrieval.search(index, query, 4, None, retrieval.RetrievalSettings(mode="hybrid", expand=1))
+    reads = []
+    get = index.store.get
+    index.store.get = lambda *a, **kw: reads.append(kw) or get(*a, **kw)
+    try:
+        again = retrieval.search(index, query, 4, None, retrieval.RetrievalSettings(mode="hybrid", expand=1))
+    finally:
+        del index.store.get
+    assert [(h.id, h.text) for h in again] == [(h.id, h.text) for h in hybrid]
+    assert not [kw for kw in reads if "where" in kw]  # the ids of lexical-only hits are read for their vectors, no source is
+    windows = {h.id: h.text for h in big}
+    assert all(h.text == windows[h.id] for h in hybrid if h.id in windows)  # a hit both modes find gets the same window
+
 
 def test_budget_fills_with_whole_hits_and_cuts_only_the_last(topic_index):
     index, _ = topic_index
