@@ -156,8 +156,8 @@ def _replace_linears(module: nn.Module, make) -> None:
 def native_bf16() -> bool:
     """True when this CPU multiplies bfloat16 in hardware (Intel AMX or AVX512-BF16).
 
-    There a bf16 matmul runs about 3x faster than float32 (MiniLM: 122 vs 38 sentences/s on
-    one thread, bench/results_ingest.md); elsewhere oneDNN emulates bf16 and it is slower.
+    There a bf16 matmul runs 2-3x faster than float32 (MiniLM at ingest: 17,296 word pieces/s
+    against 8,003, bench/results_ingest.md); elsewhere oneDNN emulates bf16 and it is slower.
     """
     cpu = torch.cpu
     checks = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
