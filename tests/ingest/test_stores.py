@@ -115,3 +115,40 @@ def test_the_documented_contract_example_runs_and_the_contract_can_fail():
 
     with pytest.raises(AssertionError, match="where="):
         check_store_contract(ForgetfulStore("forgetful"))
+
+
+@pytest.mark.slow
+def test_chroma_reads_a_collection_bigger_than_sqlites_variable_limit(store_path):
+    """Chroma 1.x reads with one SQL variable per record (SQLite allows 32,766): get() pages, so 33,000 records read back whole.
+
+    A 50 MB ingest (bench_ingest --mb 50, ~160k chunks) failed here with "too many SQL variables", and so would
+    hybrid search, whose BM25 index reads every record.
+    """
+    n = 33_000
+    chroma = get_store_class("chroma")("big", path=str(store_path))
+    vectors = unit(np.random.default_rng(0).normal(size=(n, 4)))
+    ids = [f"c{i}" for i in range(n)]
+    chroma.upsert(ids, vectors, [f"t{i}" for i in range(n)], [{"source": f"s{i % 7}"} for i in range(n)])
+    records = chroma.get()
+    assert len(records) == n and {r["id"] for r in records} == set(ids)
+    assert len(chroma.get(ids=ids[:32_999])) == 32_999  # by ids too
+    assert len(chroma.get(where={"source": "s3"})) == len(range(3, n, 7))
+    chroma.drop()
+
+
+def test_chroma_get_pages_keep_the_order_and_every_record(store_path, monkeypatch):
+    from llm_magics.ingest.stores import chroma as chroma_module
+
+    store = get_store_class("chroma")("pages", path=str(store_path))
+    ids = [f"c{i:02d}" for i in range(20)]
+    store.upsert(ids, unit(np.eye(20)[:, :8] + 0.1), [f"t{i}" for i in range(20)], [{"source": "a" if i % 2 else "b"} for i in range(20)])
+    whole = store.get(vectors=True)
+    monkeypatch.setattr(chroma_module, "PAGE", 7)  # 20 records: pages of 7, 7 and 6
+    paged = store.get(vectors=True)
+    assert [(r["id"], r["text"], r["metadata"]) for r in paged] == [(r["id"], r["text"], r["metadata"]) for r in whole]
+    assert all(np.allclose(a["vector"], b["vector"]) for a, b in zip(paged, whole))
+    assert [r["id"] for r in store.get(ids=ids[3:18])] == ids[3:18]
+    assert sorted(r["id"] for r in store.get(where={"source": "a"})) == ids[1::2]
+    monkeypatch.setattr(chroma_module, "PAGE", 5)  # exactly 4 full pages, then an empty one
+    assert len(store.get()) == 20
+    store.drop()

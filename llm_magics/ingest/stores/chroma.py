@@ -245,13 +245,13 @@ class ChromaStore(VectorStore):
 
     def get(self, where: Where | None = None, ids: Sequence[str] | None = None, vectors: bool = False) -> list[dict]:
         include = ["documents", "metadatas"] + (["embeddings"] if vectors else [])
-        res = self.col.get(ids=list(ids) if ids is not None else None, where=_where(where), include=include)
         out = []
-        for i, id_ in enumerate(res["ids"]):
-            rec = {"id": id_, "text": res["documents"][i], "metadata": dict(res["metadatas"][i] or {})}
-            if vectors:
-                rec["vector"] = res["embeddings"][i]
-            out.append(rec)
+        for res in _pages(self.col, ids=ids, where=_where(where), include=include):
+            for i, id_ in enumerate(res["ids"]):
+                rec = {"id": id_, "text": res["documents"][i], "metadata": dict(res["metadatas"][i] or {})}
+                if vectors:
+                    rec["vector"] = res["embeddings"][i]
+                out.append(rec)
         return out
 
     def count(self) -> int:
@@ -277,8 +277,8 @@ class ChromaStore(VectorStore):
 
     def manifest(self) -> dict[str, dict]:
         if self._db is None:
-            res = self.manifest_col.get(where={"collection": self.collection}, include=["documents", "metadatas"])
-            return {m["key"]: json.loads(d) for d, m in zip(res["documents"], res["metadatas"])}
+            pages = _pages(self.manifest_col, where={"collection": self.collection}, include=["documents", "metadatas"])
+            return {m["key"]: json.loads(d) for res in pages for d, m in zip(res["documents"], res["metadatas"])}
         with self._db_lock:
             rows = self._db.execute("SELECT key, entry FROM manifest WHERE collection = ?", (self.collection,)).fetchall()
         return {k: json.loads(e) for k, e in rows}
@@ -331,6 +331,27 @@ def _clean(meta: dict) -> dict:
             continue
         out[k] = v if isinstance(v, (str, int, float, bool)) else str(v)
     return out or {"_": 0}
+
+
+#: Records per read. Chroma 1.x reads with one SQL variable per record, and SQLite allows 32,766:
+#: one ``get`` of a bigger collection fails with "too many SQL variables".
+PAGE = 5000
+
+
+def _pages(col, ids: Sequence[str] | None = None, **kwargs):
+    """``col.get(...)`` results, PAGE records at a time: by slices of ``ids``, else by limit and offset."""
+    if ids is not None:
+        ids = list(ids)
+        for start in range(0, len(ids), PAGE):
+            yield col.get(ids=ids[start : start + PAGE], **kwargs)
+        return
+    offset = 0
+    while True:
+        res = col.get(limit=PAGE, offset=offset, **kwargs)
+        yield res
+        if len(res["ids"]) < PAGE:
+            return
+        offset += PAGE
 
 
 def _where(where: Where | None) -> Where | None:
