@@ -269,7 +269,7 @@ class EmbeddingModel(_RuntimeModel):
                 ids[row, :n] = torch.tensor(encodings[i].ids)
                 mask[row, :n] = 1
             hidden = self.module(ids, mask)  # (B, T, C)
-            out[batch] = self.module.pool(hidden, mask).float().numpy()  # (B, C)
+            out[batch] = self.module.pool(hidden.float(), mask).numpy()  # (B, C); mean and norm in float32 whatever the weights
         return out
 
     def token_spans(self, text: str) -> list[tuple[int, int]]:
