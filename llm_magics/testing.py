@@ -35,7 +35,7 @@ def assert_same_embeddings(a, b, min_cosine: float = 0.9995) -> None:
 
     A bfloat16 encoder (the default embedder's ``dtype="auto"`` on CPUs with bf16 units) rounds
     differently when a text is batched with others of another length: the same text's vectors
-    then differ by up to ~2e-3 per component, cosine above 0.9999. Different texts, or another
+    then differ by up to ~1e-3 per component, cosine above 0.9999. Different texts, or another
     model, fall far below ``min_cosine``.
     """
     a, b = np.atleast_2d(np.asarray(a, dtype=np.float32)), np.atleast_2d(np.asarray(b, dtype=np.float32))
