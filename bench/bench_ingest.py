@@ -306,8 +306,6 @@ def main(argv=None) -> int:
             shutil.copy(f, small / f.name)
         folder, args.repeats, args.questions = small, 1, 10
 
-    from llm_magics.runtime.quantize import native_bf16
-
     embedder = get_embedder()
     # The peer embeds in float32, as LangChain's HuggingFaceEmbeddings does by default (the same MiniLM; our
     # float32 encoder equals transformers' to 1e-6). Ours keeps its default dtype ("auto": bfloat16 where the
@@ -386,8 +384,8 @@ def main(argv=None) -> int:
         f"Corpus: {len(os.listdir(folder))} files ({mb:.2f} MB; --subset {args.subset!r}: "
         f"{sum(f.endswith('.html') for f in os.listdir(folder))} HTML, {sum(f.endswith('.pdf') for f in os.listdir(folder))} PDF) from the Debian packages {', '.join(PACKAGES)}; "
         f"{len(qs)} automatic questions (see the script's docstring for how they are built and judged). "
-        f"Embedder for both sides: {embedder.identity}, ours at its default dtype ({embedder.options.dtype}: "
-        f"{'bfloat16' if native_bf16() else 'float32'} on this CPU), the peer at float32 (HuggingFaceEmbeddings' default); "
+        f"Embedder for both sides: {embedder.identity}, ours at its default dtype ({embedder_dtype(embedder)}), "
+        f"the peer at float32 (HuggingFaceEmbeddings' default); "
         f"model load {load_seconds:.1f} s (not timed below). "
         f"torch threads: {torch.get_num_threads()}. Median of {args.repeats} alternating repeats after a warm-up; "
         f"each repeat ingests from scratch into a fresh persistent Chroma folder. Peak RSS of the whole process: {peak_mb:.0f} MB.",

@@ -359,10 +359,13 @@ def search(index, query: str, k: int, where: dict | None, settings: RetrievalSet
 
         def siblings(hit: Hit) -> list[dict]:
             key = (hit.metadata.get(KEY), hit.metadata.get(VERSION))
-            if key not in groups and not key[0]:
-                groups[key] = []
-            elif key not in groups:  # the BM25 index already holds every visible record; dense mode asks the store
-                groups[key] = lex.versions.get(key, []) if lex is not None else store.get(where={"$and": [{KEY: key[0]}, {VERSION: key[1]}]})
+            if key not in groups:  # hybrid: the BM25 index already holds every visible record; dense asks the store
+                if not key[0]:
+                    groups[key] = []
+                elif lex is not None:
+                    groups[key] = lex.versions.get(key, [])
+                else:
+                    groups[key] = store.get(where={"$and": [{KEY: key[0]}, {VERSION: key[1]}]})
             # one document of the source: a PDF page, a table row, a notebook cell
             fields = (DOC,) if DOC in hit.metadata else DOCUMENT_FIELDS
             doc = tuple(hit.metadata.get(f) for f in fields)

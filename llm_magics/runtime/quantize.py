@@ -28,6 +28,8 @@ modules compute what nn.Linear computes, from a different storage or schedule.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -153,6 +155,7 @@ def _replace_linears(module: nn.Module, make) -> None:
             _replace_linears(child, make)
 
 
+@functools.cache
 def native_bf16() -> bool:
     """True when this CPU multiplies bfloat16 in hardware (Intel AMX or AVX512-BF16).
 
