@@ -729,11 +729,16 @@ def _compare(args, argv, Index, embedder, dtype, opts, sides, ray_info, work, fo
             return f"{counted} on Ray's {r.workers} CPUs"
         return f"{r.workers} worker processes, then main" if r.workers > 1 else "main process"
 
+    busy = {x: med([r.cores_busy for r in reports[x]]) for x in labels}
+    rows.append(ratio_row("cores busy in the main process (its CPU seconds / wall, median)", [f"{busy[x]:.2f}" for x in labels], ["" for _ in others]))
     rows.append(ratio_row("who loads and splits, then embeds (first repeat)", [who(x) for x in labels], ["" for _ in others]))
     single = reports[one]
     bound = med([r.seconds / (r.seconds - r.load_seconds - r.split_seconds) for r in single])
     rows.append(ratio_row("best possible ratio for the pool (Amdahl: load and split free, embed and store as in one process)",
                           ["" for _ in labels], [f"{bound:.2f}x" if x not in on_ray else "" for x in others]))  # fmt: skip
+    cores = os.cpu_count() or 1
+    rows.append(ratio_row(f"best possible ratio for any parallel schedule ({cores} cores / cores busy in one process)",
+                          ["" for _ in labels], [f"{max(1.0, cores / busy[one]):.2f}x" for _ in others]))  # fmt: skip
 
     first = single[0]
     command = "python bench/bench_ingest.py " + " ".join(argv if argv is not None else sys.argv[1:])

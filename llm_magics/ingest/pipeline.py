@@ -89,7 +89,7 @@ def add(
     from .splitters import Splitter, get_splitter
     from .workers import Reader
 
-    started = time.perf_counter()
+    started = time.perf_counter(), time.process_time()  # wall, and this process's CPU (all its threads)
     if isinstance(sources, (str, os.PathLike)):
         sources = [sources]
     report = index.last_report = IngestReport(index.collection, index.store.name)
@@ -149,12 +149,12 @@ def add(
         writer.flush()
     except KeyboardInterrupt:
         report.interrupted = True
-        report.seconds = time.perf_counter() - started
+        report.finish(started)
         writer.close()
         print(str(report), file=sys.stderr)
         raise
     writer.close()
-    report.seconds = time.perf_counter() - started
+    report.finish(started)
     if redactor:
         report.redacted = dict(redactor.report.counts)
         report.redact_warnings = redactor.report.warnings()

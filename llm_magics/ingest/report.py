@@ -3,6 +3,8 @@ and where the time went (load, split, embed, store: ``profile()``, ``%ingest --p
 
 from __future__ import annotations
 
+import os
+import time
 from dataclasses import dataclass, field
 from html import escape
 
@@ -31,6 +33,7 @@ class IngestReport:
     wait_seconds: float = 0.0  # main process blocked on the workers (pool start-up included)
     read_here_seconds: float = 0.0  # with workers: load + split the main process did itself rather than wait
     seconds: float = 0.0  # wall time of the whole add()
+    cpu_seconds: float = 0.0  # CPU time of this process over the add(), all its threads (not the workers')
     workers: int = 1  # processes that loaded and split (1: in the main process); with Ray, the cluster's CPUs
     engine: str = "local"  # "ray": load, split and embed ran on Ray workers (ray_engine.py)
     workers_note: str = ""  # why a run asked for workers went in process, if it did
@@ -41,6 +44,16 @@ class IngestReport:
     @property
     def files_skipped(self) -> int:
         return len(self.skipped)
+
+    def finish(self, started: tuple[float, float]) -> None:
+        """Set the wall and CPU seconds from ``(time.perf_counter(), time.process_time())`` taken at the start."""
+        self.seconds = time.perf_counter() - started[0]
+        self.cpu_seconds = time.process_time() - started[1]
+
+    @property
+    def cores_busy(self) -> float:
+        """This process's CPU seconds per wall second: how many cores it kept busy on average."""
+        return self.cpu_seconds / self.seconds if self.seconds else 0.0
 
     @property
     def chunks_per_second(self) -> float:
@@ -97,6 +110,12 @@ class IngestReport:
         out.append(f"  {'total (wall)':<24}{self.seconds:>9.2f}{'100%':>8}")
         if self.workers > 1 or self.engine == "ray":
             out.append("  (all, summed): seconds summed over the workers and the main process, which ran side by side; not part of the 100%.")
+        cores = os.cpu_count() or 1
+        busy = f"  cores busy in this process: {self.cores_busy:.2f} of {cores} (CPU seconds {self.cpu_seconds:.1f} / wall)"
+        if self.workers == 1 and self.engine == "local" and self.cores_busy > 0.05:
+            # Amdahl's bound, measured: work that already fills the cores cannot be spread any wider.
+            busy += f"; more processes on this machine could make it at most {max(1.0, cores / self.cores_busy):.2f}x faster"
+        out.append(busy)
         return "\n".join(out)
 
     def __str__(self) -> str:

@@ -77,6 +77,12 @@ def test_the_report_times_each_stage(minilm, mixed):
     main = [s for _, s, where in report.stages() if where == "main"]
     assert [name for name, *_ in report.stages()] == ["load", "split", "embed", "store", "other"]
     assert sum(main) == pytest.approx(report.seconds, rel=1e-6)  # the main rows add up to the wall time
+    # CPU time of this process: the embedder's threads count, so it can exceed 1 core but not the machine
+    assert 0 < report.cpu_seconds <= (os.cpu_count() or 1) * report.seconds * 1.05
+    assert report.cores_busy == pytest.approx(report.cpu_seconds / report.seconds)
+    bound = max(1.0, (os.cpu_count() or 1) / report.cores_busy)
+    assert f"cores busy in this process: {report.cores_busy:.2f} of {os.cpu_count()}" in report.profile()
+    assert f"at most {bound:.2f}x faster" in report.profile()
 
     pooled = Index(collection="timed2", store="chroma", embedder=minilm).add(str(mixed), workers=2)
     rows = {name: (s, where) for name, s, where in pooled.stages()}
@@ -84,6 +90,7 @@ def test_the_report_times_each_stage(minilm, mixed):
     assert rows["wait for workers"][0] > 0 and rows["load"][0] > 0
     assert sum(s for s, where in rows.values() if where == "main") == pytest.approx(pooled.seconds, rel=1e-6)
     assert pooled.load_seconds + pooled.split_seconds < 10 * pooled.seconds  # seconds, not a wrong unit
+    assert pooled.cpu_seconds > 0 and "at most" not in pooled.profile()  # the bound is for one process only
 
 
 def test_a_single_source_does_not_start_a_pool_and_bad_counts_are_usage_errors(minilm, mixed):
