@@ -50,13 +50,18 @@ class Agent:
     db / collection / index: what the ``sql`` and ``search`` tools work on.
     memory: carry earlier tasks and answers of the same ``session`` into the prompt.
     trace: a path; every event is appended there as JSON lines (``trace.replay`` reads it).
-    tool_choice: native mode, first step: OpenAI's ``tool_choice`` (``"required"`` or a function), then ``"auto"``.
+    tool_choice: what the first step must do, in OpenAI's terms: ``"required"`` (the default: call
+        some tool, so the answer rests on an observation rather than the model's memory), a tool's
+        name or ``{"type": "function", "function": {"name": ...}}`` (call that tool), or ``"auto"``
+        (the model may answer at once). Later steps are free. ReAct on our runtime enforces it in
+        the step grammar; native mode sends it as ``tool_choice``; and every mode turns a first
+        step that breaks it into an observation saying what to do, as servers differ in what they honour.
     """
 
     def __init__(self, tools=("calculator",), model=None, *, mode: str = "auto", constrained: bool | None = None,
                  max_steps: int = 6, max_time: float | None = None, max_tokens: int = 200, db: str | None = None,
                  collection: str | None = None, index=None, callbacks=None, memory: bool = False,
-                 session: str | None = None, trace=None, tool_choice=None):  # fmt: skip
+                 session: str | None = None, trace=None, tool_choice="required"):  # fmt: skip
         from ..backends import Backend, get_model
 
         if max_steps < 1:
@@ -67,16 +72,17 @@ class Agent:
         self.tools: list[Tool] = get_tools(tools, db=db, collection=collection, index=index)
         if not self.tools:
             raise UsageError("An agent needs at least one tool: --tools calculator,sql,search.")
+        self.first_tool = first_tool(tool_choice, self.tools)  # None: free; "": any tool; else that tool
         if mode == "auto":
             mode = "native" if self.backend.name == "openai" and not constrained else "react"
         if mode == "native":
             from .native import NativePolicy
 
-            self.policy = NativePolicy(self.backend, self.tools, max_tokens=max_tokens, tool_choice=tool_choice)
+            self.policy = NativePolicy(self.backend, self.tools, max_tokens=max_tokens, first_tool=self.first_tool)
         elif mode == "react":
             from .react import ReActPolicy
 
-            self.policy = ReActPolicy(self.backend, self.tools, constrained, max_tokens=max_tokens)
+            self.policy = ReActPolicy(self.backend, self.tools, constrained, max_tokens=max_tokens, first_tool=self.first_tool)
         else:
             raise UsageError(f"No agent mode {mode!r}. Known: auto, react, native.")
         self.max_steps, self.max_time = max_steps, max_time
@@ -144,7 +150,13 @@ class Agent:
         usage = Usage(completion_tokens=tokens, finish_reason="stop")
         manager.on_llm_end(text=raw, usage=usage, step=name)
         step = Step(index, thought=parsed.thought, prompt=prompt, raw=raw, tokens=tokens, constrained=self.policy.mode == "react+grammar")
-        if parsed.error is not None:
+        wanted = self.first_tool if index == 1 else None
+        if wanted is not None and parsed.error is None and (parsed.tool is None or wanted not in ("", parsed.tool)):
+            step.kind, step.error = "rejected", f"tool_choice: the first step must call {repr(wanted) if wanted else 'a tool'}"
+            step.answer, step.tool, step.tool_input = parsed.answer, parsed.tool, parsed.tool_input
+            names = wanted or ", ".join(self.tool_map)
+            step.observation = f"Call a tool first ({names}), then answer from what it returns, not from memory."
+        elif parsed.error is not None:
             step.kind, step.error = "invalid", parsed.error
             step.tool_input = raw
             step.observation = f"Invalid format: {parsed.error}."
@@ -229,6 +241,21 @@ class Agent:
                 name = getattr(handler, "name", type(handler).__name__)
                 manager.errors.append((name, event, f"{type(e).__name__}: {e}"))
                 log.warning("callback %s failed in %s: %s", name, event, e)
+
+
+def first_tool(tool_choice, tools: list[Tool]) -> str | None:
+    """``tool_choice`` as the first step's rule: None (free), "" (any tool) or a tool's name."""
+    if tool_choice in (None, "auto", "none"):
+        return None
+    if tool_choice == "required":
+        return ""
+    name = tool_choice.get("function", {}).get("name") if isinstance(tool_choice, dict) else tool_choice
+    if not isinstance(name, str) or name not in {t.name for t in tools}:
+        raise UsageError(
+            f"tool_choice {tool_choice!r} names no tool of this agent ({', '.join(t.name for t in tools)}). "
+            "Use 'required', 'auto', or one of those names."
+        )
+    return name
 
 
 def memory_key(session: str | None) -> str:

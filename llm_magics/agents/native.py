@@ -22,13 +22,13 @@ class NativePolicy:
 
     mode = "native"
 
-    def __init__(self, backend, tools: list[Tool], max_tokens: int = 200, tool_choice=None):
+    def __init__(self, backend, tools: list[Tool], max_tokens: int = 200, first_tool: str | None = None):
         if not hasattr(backend, "connection"):
             raise UsageError(f"Native tool calls need an OpenAI-compatible server (--model openai:MODEL), not {backend.model_id}. Use --mode react.")
         self.backend, self.tools, self.max_tokens = backend, tools, max_tokens
         self._last_call_id: str | None = None
-        # OpenAI's tool_choice for the first step ("required", or {"type": "function", "function": {"name": ...}}); then "auto"
-        self.first_tool_choice = tool_choice
+        # OpenAI's tool_choice for the first step (Agent's first_tool: None free, "" any tool, else a name); then "auto"
+        self.first_tool_choice = "auto" if first_tool is None else "required" if first_tool == "" else {"type": "function", "function": {"name": first_tool}}
         self._steps = 0
 
     def start(self, task: str, history: list[dict]) -> list[dict]:
@@ -40,7 +40,7 @@ class NativePolicy:
             "model": self.backend.resolved_model(),
             "messages": messages,
             "tools": [t.openai_schema() for t in self.tools],
-            "tool_choice": (self.first_tool_choice or "auto") if self._steps == 0 else "auto",
+            "tool_choice": self.first_tool_choice if self._steps == 0 else "auto",
             "temperature": 0.0,
             "max_tokens": self.max_tokens,
         }

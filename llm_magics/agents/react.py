@@ -66,8 +66,8 @@ def observation_message(observation: str) -> dict:
 _JSON_STYLE = {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}
 
 
-def step_grammar(tools: list[Tool], thought_chars: int = 160, answer_chars: int = 240) -> str:
-    """A Lark grammar (llguidance dialect) for one ReAct step over ``tools``."""
+def step_grammar(tools: list[Tool], thought_chars: int = 160, answer_chars: int = 240, final: bool = True) -> str:
+    """A Lark grammar (llguidance dialect) for one ReAct step over ``tools``; ``final=False``: a call only."""
     rules = []
     for i, t in enumerate(tools):
         schema = {**t.parameters, "x-guidance": _JSON_STYLE}
@@ -75,7 +75,7 @@ def step_grammar(tools: list[Tool], thought_chars: int = 160, answer_chars: int 
         rules.append(f'call{i}: "Action: {t.name}\\nAction Input: " %json{json.dumps(schema)}')
     calls = " | ".join(f"call{i}" for i in range(len(tools)))
     return "\n".join([
-        'start: "Thought: " THOUGHT "\\n" (action | final)',
+        'start: "Thought: " THOUGHT "\\n" ' + ("(action | final)" if final else "action"),
         f"THOUGHT: /[^\\n]{{1,{thought_chars}}}/",
         f"action: {calls}",
         *rules,
@@ -155,7 +155,7 @@ def coerce_arguments(tool: Tool, value):
 class ReActPolicy:
     """Asks a backend for one ReAct step; constrained by the step grammar on the local runtime."""
 
-    def __init__(self, backend, tools: list[Tool], constrained: bool | None = None, max_tokens: int = 200):
+    def __init__(self, backend, tools: list[Tool], constrained: bool | None = None, max_tokens: int = 200, first_tool: str | None = None):
         self.backend, self.tools, self.max_tokens = backend, tools, max_tokens
         local = hasattr(backend, "runtime_model")
         if constrained and not local:
@@ -165,6 +165,10 @@ class ReActPolicy:
         self.constrained = local if constrained is None else constrained
         self.mode = "react+grammar" if self.constrained else "react"
         self.grammar = step_grammar(tools) if self.constrained else None
+        # the first step's grammar under tool_choice (Agent.first_tool): a call to any tool, or to the one named
+        first = tools if not first_tool else [t for t in tools if t.name == first_tool]
+        self.first_grammar = step_grammar(first, final=False) if self.constrained and first_tool is not None else self.grammar
+        self._steps = 0
 
     def start(self, task: str, history: list[dict]) -> list[dict]:
         return [{"role": "system", "content": system_prompt(self.tools)}, *history, {"role": "user", "content": f"Question: {task}"}]
@@ -177,7 +181,7 @@ class ReActPolicy:
             from ..runtime.grammar import GrammarConstraint
 
             lm = self.backend.runtime_model
-            constraint = GrammarConstraint.from_lark(lm.tokenizer, self.grammar)
+            constraint = GrammarConstraint.from_lark(lm.tokenizer, self.first_grammar if self._steps == 0 else self.grammar)
             generation = lm.generate(
                 self.backend.prompt(messages), max_new_tokens=self.max_tokens, stream=True, stop_on_loop=False,
                 logits_processor=constraint, repetition_penalty=self.backend.options.repetition_penalty,
@@ -197,6 +201,7 @@ class ReActPolicy:
                 if should_stop():
                     break
             raw, tokens = "".join(pieces), usage.completion_tokens
+        self._steps += 1
         return raw, parse_step(raw), tokens
 
     def record(self, messages: list[dict], raw: str, parsed: Parsed, observation: str | None) -> None:

@@ -25,7 +25,9 @@ class Step:
     """One thought → action → observation turn (or the final answer)."""
 
     index: int
-    kind: str = "action"  # "action", "final", or "invalid" (malformed output, unknown tool, bad arguments)
+    # "action", "final", "invalid" (malformed output, unknown tool, bad arguments), or "rejected"
+    # (well formed, but against the agent's tool_choice: an answer before the first tool call)
+    kind: str = "action"
     thought: str = ""
     tool: str | None = None
     tool_input: Any = None  # the arguments as the model gave them (dict, or raw text when malformed)

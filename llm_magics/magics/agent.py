@@ -29,7 +29,7 @@ def _live_view(stream):
         def on_agent_step(self, *, step, **kw):
             if step.kind == "action":
                 stream(f"\n→ `{step.tool}({step.tool_input})`\n\n**Observation:** {_quote(step.observation)}\n")
-            elif step.kind == "invalid":
+            elif step.kind in ("invalid", "rejected"):
                 stream(f"\n⚠ {step.error}. **Observation:** {_quote(step.observation)}\n")
 
         def on_agent_finish(self, *, result, **kw):
@@ -53,6 +53,7 @@ class AgentMagics(Magics):
     @argument("--max-steps", type=int, default=6, help="Most thought/action steps before giving up (default 6).")
     @argument("--max-time", type=float, help="Seconds the run may take; it stops after the step running then.")
     @argument("--mode", default="auto", choices=["auto", "react", "native"], help="react (any model), native (OpenAI tool_calls), auto (native for openai:).")
+    @argument("--tool-choice", default="required", help="The first step: required (call a tool, the default), auto (may answer at once), or a tool's name.")
     @argument("--unconstrained", action="store_true", help="On a local model, do not constrain steps to the tools' grammar.")
     @argument("--session", help="Name a conversation; earlier tasks and answers of it are remembered (default session otherwise).")
     @argument("--no-history", action="store_true", help="Neither use nor update the agent's memory.")
@@ -93,6 +94,7 @@ class AgentMagics(Magics):
             args.tools, args.model, mode=args.mode, constrained=False if args.unconstrained else None,
             max_steps=args.max_steps, max_time=args.max_time, db=args.db, collection=args.collection,
             callbacks=[_live_view(stream)], memory=not args.no_history, session=args.session, trace=args.trace,
+            tool_choice=args.tool_choice,
         )  # fmt: skip
         try:
             result = agent.run(task)

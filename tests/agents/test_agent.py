@@ -138,13 +138,38 @@ def test_callbacks_hear_every_step_and_the_trace_replays(scripted, tmp_path):
 
 def test_memory_carries_over_per_session(scripted):
     scripted.replies.extend(["Thought: easy\nFinal Answer: Paris", "Thought: from before\nFinal Answer: France"])
-    Agent(["calculator"], "scripted:x", memory=True, session="geo").run("Capital of France?")
-    Agent(["calculator"], "scripted:x", memory=True, session="geo").run("Which country was that?")
+    Agent(["calculator"], "scripted:x", memory=True, session="geo", tool_choice="auto").run("Capital of France?")
+    Agent(["calculator"], "scripted:x", memory=True, session="geo", tool_choice="auto").run("Which country was that?")
     second = scripted.calls[1]
     assert {"role": "user", "content": "Capital of France?"} in second and {"role": "assistant", "content": "Paris"} in second
     scripted.replies.append("Thought: new\nFinal Answer: ?")
-    Agent(["calculator"], "scripted:x", memory=True, session="other").run("Which country was that?")
+    Agent(["calculator"], "scripted:x", memory=True, session="other", tool_choice="auto").run("Which country was that?")
     assert {"role": "user", "content": "Capital of France?"} not in scripted.calls[2]
+
+
+def test_tool_choice_makes_the_first_step_call_a_tool(scripted, planets_db):
+    # required (the default): an answer from memory at step 1 is turned back, and the run goes on
+    scripted.replies.extend([
+        "Thought: I remember it.\nFinal Answer: 82",
+        step("Look it up.", "sql", {"query": "SELECT moons FROM planets WHERE name = 'Saturn'"}),
+        "Thought: I know the answer.\nFinal Answer: 146",
+    ])  # fmt: skip
+    result = Agent(["sql", "calculator"], "scripted:x", db=planets_db).run("How many moons does Saturn have?")
+    assert [s.kind for s in result.steps] == ["rejected", "action", "final"] and result.answer == "146"
+    first = result.steps[0]
+    assert first.answer == "82" and first.error == "tool_choice: the first step must call a tool"
+    assert first.observation == "Call a tool first (sql, calculator), then answer from what it returns, not from memory."
+    assert scripted.calls[1][-1] == {"role": "user", "content": f"Observation: {first.observation}"}
+    assert result.malformed_calls == 0  # well formed, only against the rule
+    # a tool's name: that tool first; another tool is turned back too
+    scripted.replies.extend([step("Compute.", "calculator", {"expression": "1+1"}), step("Look.", "sql", {"query": "SELECT 1"}), "Thought: ok\nFinal Answer: 1"])
+    named = Agent(["sql", "calculator"], "scripted:x", db=planets_db, tool_choice={"type": "function", "function": {"name": "sql"}}).run("?")
+    assert [s.kind for s in named.steps] == ["rejected", "action", "final"] and "(sql)" in named.steps[0].observation
+    # auto: the model may answer at once
+    scripted.replies.append("Thought: I know.\nFinal Answer: 146")
+    assert [s.kind for s in Agent(["sql"], "scripted:x", db=planets_db, tool_choice="auto").run("?").steps] == ["final"]
+    with pytest.raises(UsageError, match="names no tool of this agent \\(calculator\\)"):
+        Agent(["calculator"], "scripted:x", tool_choice="sql")
 
 
 def test_usage_errors():

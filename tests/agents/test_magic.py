@@ -49,8 +49,8 @@ def test_agent_magic_user_errors_are_one_line(ip):
 
 def test_agent_memory_carries_over_between_cells_until_reset(ip, scripted):
     scripted.replies.extend(["Thought: easy\nFinal Answer: Paris", "Thought: before\nFinal Answer: France", "Thought: new\nFinal Answer: ?"])
-    ip.run_cell("%%agent --model scripted:x\nCapital of France?").raise_error()
-    ip.run_cell("%%agent --model scripted:x\nWhich country was that?").raise_error()
+    ip.run_cell("%%agent --model scripted:x --tool-choice auto\nCapital of France?").raise_error()
+    ip.run_cell("%%agent --model scripted:x --tool-choice auto\nWhich country was that?").raise_error()
     assert {"role": "assistant", "content": "Paris"} in scripted.calls[1]
-    ip.run_cell("%%agent --model scripted:x --reset\nWhich country was that?").raise_error()
+    ip.run_cell("%%agent --model scripted:x --tool-choice auto --reset\nWhich country was that?").raise_error()
     assert {"role": "assistant", "content": "Paris"} not in scripted.calls[2]

@@ -6,6 +6,7 @@ import json
 
 import jsonschema
 import pytest
+import torch
 
 from llm_magics.agents import Agent
 from llm_magics.agents.react import parse_step, step_grammar
@@ -40,6 +41,31 @@ def test_constrained_agent_steps_are_always_well_formed(smollm2_backend, planets
         if step.kind == "action":
             assert parsed.tool in ("calculator", "sql") and isinstance(parsed.tool_input, dict)
             agent.tool_map[parsed.tool].validate(parsed.tool_input)  # the arguments fit the schema
+
+
+def test_tool_choice_is_held_by_the_first_steps_grammar(smollm2_backend, planets_db):
+    from llm_magics.runtime.grammar import GrammarConstraint, GrammarError
+
+    lm = smollm2_backend.runtime_model
+    answer = "Thought: I remember it.\nFinal Answer: 146"
+    call = 'Thought: Look it up.\nAction: sql\nAction Input: {"query": "SELECT moons FROM planets"}'
+
+    def fits(grammar: str, text: str) -> bool:
+        constraint, ids = GrammarConstraint.from_lark(lm.tokenizer, grammar), lm.tokenizer.encode(text)
+        logits = torch.zeros(lm.config.vocab_size)
+        try:
+            for n in range(len(ids) + 1):
+                constraint(ids[:n], logits)
+        except GrammarError:
+            return False
+        return True
+
+    for choice, first_answers, first_sql in (("auto", True, True), ("required", False, True), ("calculator", False, False)):
+        policy = Agent(["calculator", "sql"], smollm2_backend, db=planets_db, tool_choice=choice).policy
+        assert fits(policy.grammar, answer) and fits(policy.grammar, call)  # later steps are free
+        assert fits(policy.first_grammar, answer) is first_answers and fits(policy.first_grammar, call) is first_sql
+    result = Agent(["calculator", "sql"], smollm2_backend, db=planets_db, max_steps=1, max_tokens=64).run("Say hello.")
+    assert result.steps[0].kind == "action"  # the grammar gave it no other way (no "rejected" step)
 
 
 def test_ask_json_format_is_decoded_under_the_schema_on_the_local_model(smollm2_backend):

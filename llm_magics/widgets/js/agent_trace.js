@@ -19,7 +19,7 @@ function h(tag, cls, text) {
 /** @param {number} s */
 const secs = (s) => (s < 1 ? `${Math.round(s * 1000)} ms` : `${s.toFixed(1)} s`);
 
-const LABELS = /** @type {Record<string, string>} */ ({ action: "action", final: "final answer", invalid: "invalid" });
+const LABELS = /** @type {Record<string, string>} */ ({ action: "action", final: "final answer", invalid: "invalid", rejected: "rejected" });
 
 /** @param {{ model: AnyModel, el: HTMLElement }} ctx */
 function render({ model, el }) {
