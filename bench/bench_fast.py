@@ -10,7 +10,8 @@ medians of the repeats after a warm-up (shared/BENCH.md). Rows:
 
     decode tok/s at 2 and at 1 thread    (64 tokens from a 9-token prompt, prefill included)
     time to first token, 1,000-token prompt, 2 threads
-    prefill tok/s, 512 tokens, 2 threads (q4 dequantizes each matrix and runs float32 matmuls)
+    prefill tok/s, 512 tokens, 2 threads (q4 dequantizes each matrix and runs one matmul: bfloat16
+                                          on a CPU with bf16 units, else float32; the report says which)
     q4's greedy tokens against our float32 path's, on several prompts
     the memory-bandwidth bound of each format
 """
@@ -68,6 +69,7 @@ def measure_fast(repeats: int, quick: bool, out: Path) -> None:
 
     from bench_runtime import bandwidth_gbs, weight_bytes_per_token
     from llm_magics import runtime
+    from llm_magics.runtime import quantize
     from llm_magics.models import resolve
 
     transformers.logging.set_verbosity_error()
@@ -181,7 +183,8 @@ def measure_fast(repeats: int, quick: bool, out: Path) -> None:
         *rows,
         "",
         f"q4 against our float32 path, greedy, {len(PROMPTS)} prompts x {16 if quick else 64} tokens: tokens equal "
-        f"before the first difference per prompt {prefix}; {equal:.1%} of all positions equal.",
+        f"before the first difference per prompt {prefix}; {equal:.1%} of all positions equal "
+        f"(q4's prefill matmuls in {'bfloat16: this CPU has bf16 units' if quantize.native_bf16() else 'float32'}).",
         "",
         f"Memory bandwidth (read, a large torch sum): {bw['read']:.1f} GB/s.",
         "",

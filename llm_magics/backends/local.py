@@ -33,8 +33,10 @@ class LocalBackend(Backend):
     default_model: ClassVar[str] = "smollm2-135m-instruct"
 
     class Options(Options):
-        dtype: Literal["float32", "bfloat16", "int8"] = Field(
-            "float32", description="Weight format: float32 (exact), bfloat16, or int8 weight-only (fastest decode)."
+        dtype: Literal["float32", "bfloat16", "int8", "q4"] = Field(
+            "float32",
+            description="Weight format: float32 (exact), bfloat16, int8 weight-only, or q4 (llama.cpp's blocks in a C kernel: "
+            "the fastest decode, and bf16 prefill matmuls on CPUs with bf16 units).",
         )
         capture_attention: bool = Field(
             True, description="Record what each answer token attended to (for %attnviz --last); costs some speed and memory."

@@ -19,7 +19,12 @@ its speed is set by how fast the weights stream from memory. Measured on the
   path's weights; activations stay float32, so greedy decoding follows the
   float32 path (tests/runtime/test_fast_decode.py measures how closely).
   About a fifth of the float32 bytes. Prefills (several rows) dequantize each
-  matrix and run one float32 matmul.
+  matrix and run one matmul: in bfloat16 where the CPU multiplies bf16 in
+  hardware (AMX, AVX512-BF16: 4-9x float32's matmul speed on this machine), else
+  in float32. A bf16 prefill rounds the prompt's activations and weights to 8
+  bits of mantissa, so its KV cache differs slightly from float32's and greedy
+  tokens can part on a near tie; `set_prefill(model, "float32")` keeps the
+  prefill exact (bench_runtime.py --fast reports the agreement).
 
 `prepare(model, dtype)` rewrites a Decoder or Encoder in place for one of
 "float32", "bfloat16", "int8" or "q4". The model's own code is unchanged: these
@@ -96,7 +101,8 @@ class BlockQuantLinear(nn.Module):
     """nn.Linear on block-quantized weights: q4 where that is exact, q8 otherwise (see kernels/).
 
     One to `MAX_KERNEL_ROWS` rows (decoding) go through the C kernel, which reads the codes
-    directly; more rows (a prefill) dequantize W to float32 and run one matmul.
+    directly; more rows (a prefill) dequantize W and run one matmul in `prefill_dtype`
+    (bfloat16 where the CPU multiplies it natively, else float32; see `set_prefill`).
     """
 
     MAX_KERNEL_ROWS = 4
@@ -117,17 +123,18 @@ class BlockQuantLinear(nn.Module):
         self.register_buffer("scales", scales)
         self.register_buffer("mins", mins)
         self.bias = linear.bias
+        self.prefill_dtype = torch.bfloat16 if native_bf16() else torch.float32
 
     @classmethod
     def fits(cls, linear: nn.Linear) -> bool:
         return linear.in_features % 32 == 0
 
-    def dequantize(self, threads: int) -> torch.Tensor:
+    def dequantize(self, threads: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         from . import kernels
 
         if self.kind == "q4":
-            return kernels.q4_dequantize(self.codes, self.scales, self.mins, threads)
-        return kernels.q8_dequantize(self.codes, self.scales, threads)
+            return kernels.q4_dequantize(self.codes, self.scales, self.mins, threads, dtype)
+        return kernels.q8_dequantize(self.codes, self.scales, threads, dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         from . import kernels
@@ -135,8 +142,8 @@ class BlockQuantLinear(nn.Module):
         lead = x.shape[:-1]
         x2 = x.reshape(-1, self.in_features).float().contiguous()  # (M, in)
         threads = torch.get_num_threads()
-        if x2.shape[0] > self.MAX_KERNEL_ROWS:
-            y = F.linear(x2, self.dequantize(threads))
+        if x2.shape[0] > self.MAX_KERNEL_ROWS:  # a prefill: one matmul, float32 out either way
+            y = F.linear(x2.to(self.prefill_dtype), self.dequantize(threads, self.prefill_dtype)).float()
         elif self.kind == "q4":
             y = kernels.q4_matmul(x2, self.codes, self.scales, self.mins, threads)
         else:
@@ -165,6 +172,18 @@ def native_bf16() -> bool:
     cpu = torch.cpu
     checks = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
     return any(getattr(cpu, name, lambda: False)() for name in checks)
+
+
+def set_prefill(model: nn.Module, dtype: str = "auto") -> int:
+    """The dtype of a q4 model's prefill matmuls: "float32" (exact), "bfloat16", or "auto" (bf16 where
+    the CPU multiplies it natively). Returns how many layers it set (0: not a q4 model)."""
+    choices = {"float32": torch.float32, "bfloat16": torch.bfloat16, "auto": torch.bfloat16 if native_bf16() else torch.float32}
+    if dtype not in choices:
+        raise ValueError(f"Unknown prefill dtype {dtype!r}. Choose one of: {', '.join(choices)}.")
+    layers = [m for m in model.modules() if isinstance(m, BlockQuantLinear)]
+    for m in layers:
+        m.prefill_dtype = choices[dtype]
+    return len(layers)
 
 
 def prepare(model: nn.Module, dtype: str = "float32") -> nn.Module:

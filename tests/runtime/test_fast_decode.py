@@ -1,7 +1,8 @@
 """The fastest decode path (dtype="q4": llama.cpp's blocks in a C kernel) and the thread policy.
 
-q4 keeps the GGUF's own 4-bit and 8-bit blocks and float32 activations, so its greedy
-tokens should be the float32 path's. The threshold below is what the quantization allows
+q4 keeps the GGUF's own 4-bit and 8-bit blocks and float32 activations when decoding, so
+its greedy tokens should be the float32 path's (the prefill's matmuls run in bfloat16 on a
+CPU with bf16 units; the greedy test checks both prefills). The threshold below is what the quantization allows
 honestly: every token equal for 32 tokens on each prompt (measured: all equal on these and
 four other prompts; only the order of float32 additions differs, which could flip a near tie).
 """
@@ -51,6 +52,42 @@ def test_kernel_products_equal_float32_matmul_on_the_dequantized_weights():
             assert torch.allclose(got8, x @ w8.T, rtol=1e-5, atol=1e-5)
 
 
+def test_bf16_dequantization_rounds_like_torch():
+    torch.manual_seed(1)
+    w = torch.randn(64, 96) * torch.logspace(-3, 2, 96)  # magnitudes across the exponent range
+    codes, scales, mins = kernels.pack_q4(w)
+    codes8, scales8 = kernels.pack_q8(w)
+    for threads_ in (1, 2):
+        w4 = kernels.q4_dequantize(codes, scales, mins, threads_, torch.bfloat16)
+        w8 = kernels.q8_dequantize(codes8, scales8, threads_, torch.bfloat16)
+        assert w4.dtype == w8.dtype == torch.bfloat16
+        assert torch.equal(w4, kernels.q4_dequantize(codes, scales, mins, 1).to(torch.bfloat16))  # nearest even, as torch
+        assert torch.equal(w8, kernels.q8_dequantize(codes8, scales8, 1).to(torch.bfloat16))
+    with pytest.raises(ValueError, match="float32 or bfloat16"):
+        kernels.q8_dequantize(codes8, scales8, 1, torch.float16)
+
+
+def test_prefill_dtype_of_a_q4_layer(smollm_q4):
+    from llm_magics.runtime import quantize
+
+    layer = smollm_q4.module.blocks[0].mlp.down
+    x = torch.randn(7, layer.in_features)  # 7 rows: more than the kernel's, so a prefill matmul
+    exact = torch.nn.functional.linear(x, layer.dequantize(1))
+    try:
+        assert quantize.set_prefill(smollm_q4.module, "float32") == 30 * 4 + 1  # every q4/q8 layer
+        assert torch.allclose(layer(x), exact, rtol=1e-5, atol=1e-5)
+        quantize.set_prefill(smollm_q4.module, "bfloat16")
+        got = layer(x)
+        assert got.dtype == torch.float32 and not torch.equal(got, exact)
+        assert torch.equal(got, torch.nn.functional.linear(x.bfloat16(), layer.dequantize(1).bfloat16()).float())
+        assert (got - exact).abs().max() <= 0.02 * exact.abs().max()
+        with pytest.raises(ValueError, match="Choose one of: float32, bfloat16, auto"):
+            quantize.set_prefill(smollm_q4.module, "fp16")
+    finally:
+        quantize.set_prefill(smollm_q4.module, "auto")
+    assert layer.prefill_dtype == (torch.bfloat16 if quantize.native_bf16() else torch.float32)
+
+
 def test_gguf_blocks_are_kept_exactly(smollm, smollm_q4):
     """SmolLM2's Q4_1 matrices become q4 and its Q8_0 embedding q8, with the float32 path's weights."""
     kinds = {name: m.kind for name, m in smollm_q4.module.named_modules() if hasattr(m, "kind")}
@@ -62,7 +99,11 @@ def test_gguf_blocks_are_kept_exactly(smollm, smollm_q4):
 
 
 @pytest.mark.slow
-def test_q4_greedy_tokens_equal_float32(smollm, smollm_q4):
+@pytest.mark.parametrize("prefill", ["float32", "auto"])  # auto: bfloat16 matmuls on a CPU with bf16 units
+def test_q4_greedy_tokens_equal_float32(smollm, smollm_q4, prefill):
+    from llm_magics.runtime import quantize
+
+    quantize.set_prefill(smollm_q4.module, prefill)
     for prompt in PROMPTS:
         ref = smollm.generate(prompt, max_new_tokens=32, stop_token_ids=[], stream=True, threads=1)
         ref.read()

@@ -85,7 +85,9 @@ def _load():
     lib.q8_matmul.argtypes = [P, P, P, P, I, I, I, I]
     lib.q4_dequantize.argtypes = [P, P, P, P, I, I, I]
     lib.q8_dequantize.argtypes = [P, P, P, I, I, I]
-    for fn in (lib.q4_matmul, lib.q8_matmul, lib.q4_dequantize, lib.q8_dequantize):
+    lib.q4_dequantize_bf16.argtypes = [P, P, P, P, I, I, I]
+    lib.q8_dequantize_bf16.argtypes = [P, P, P, I, I, I]
+    for fn in (lib.q4_matmul, lib.q8_matmul, lib.q4_dequantize, lib.q8_dequantize, lib.q4_dequantize_bf16, lib.q8_dequantize_bf16):
         fn.restype = None
     _lib = lib
     return lib
@@ -145,15 +147,25 @@ def q8_matmul(x: torch.Tensor, codes, scales, threads: int) -> torch.Tensor:
     return y
 
 
-def q4_dequantize(codes, scales, mins, threads: int) -> torch.Tensor:
+def _check_dtype(dtype: torch.dtype) -> None:
+    if dtype not in (torch.float32, torch.bfloat16):
+        raise ValueError(f"The kernels dequantize to float32 or bfloat16, not {dtype}.")
+
+
+def q4_dequantize(codes, scales, mins, threads: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """W (N, K) in float32, or in bfloat16 (each weight rounded to nearest even) for a bf16 prefill."""
+    _check_dtype(dtype)
     N, K = codes.shape[0], codes.shape[1] * 2
-    w = torch.empty(N, K)
-    _lib.q4_dequantize(codes.data_ptr(), scales.data_ptr(), mins.data_ptr(), w.data_ptr(), N, K, threads)
+    w = torch.empty(N, K, dtype=dtype)
+    fn = _lib.q4_dequantize_bf16 if dtype == torch.bfloat16 else _lib.q4_dequantize
+    fn(codes.data_ptr(), scales.data_ptr(), mins.data_ptr(), w.data_ptr(), N, K, threads)
     return w
 
 
-def q8_dequantize(codes, scales, threads: int) -> torch.Tensor:
+def q8_dequantize(codes, scales, threads: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    _check_dtype(dtype)
     N, K = codes.shape
-    w = torch.empty(N, K)
-    _lib.q8_dequantize(codes.data_ptr(), scales.data_ptr(), w.data_ptr(), N, K, threads)
+    w = torch.empty(N, K, dtype=dtype)
+    fn = _lib.q8_dequantize_bf16 if dtype == torch.bfloat16 else _lib.q8_dequantize
+    fn(codes.data_ptr(), scales.data_ptr(), w.data_ptr(), N, K, threads)
     return w
