@@ -72,6 +72,76 @@ def chroma_server(tmp_path_factory):
         log.close()
 
 
+def _start(cmd: list[str], folder: Path, env: dict | None = None):
+    """Start a server; (process, url) once its heartbeat answers."""
+    import os
+
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = open(folder / "server.log", "wb")
+    proc = subprocess.Popen([c.replace("PORT", str(port)) for c in cmd], stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+    deadline = time.monotonic() + 180  # a busy machine: the wait is a limit, not a measurement
+    while True:
+        if proc.poll() is not None:
+            pytest.fail(f"{cmd[0]} exited with {proc.returncode}: {(folder / 'server.log').read_text(errors='replace')[-2000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/api/v2/heartbeat", timeout=5) as r:
+                if r.status == 200:
+                    return proc, url
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"{cmd} did not answer its heartbeat: {(folder / 'server.log').read_text(errors='replace')[-2000:]}")
+        time.sleep(0.5)
+
+
+@pytest.fixture(scope="module")
+def chroma_auth_server(tmp_path_factory):
+    """Chroma's own Python server with its token authentication (``chromadb.app:app`` under uvicorn); its URL.
+
+    Unlike ``chroma run``, the Python server rebuilds each collection's embedding function by name, so
+    llm-magics must be importable where it runs and register ``llm_magics`` first (as here)."""
+    folder = tmp_path_factory.mktemp("chroma-auth")
+    env = {
+        "IS_PERSISTENT": "TRUE", "PERSIST_DIRECTORY": str(folder / "data"), "ANONYMIZED_TELEMETRY": "False",
+        "CHROMA_SERVER_AUTHN_PROVIDER": "chromadb.auth.token_authn.TokenAuthenticationServerProvider",
+        "CHROMA_SERVER_AUTHN_CREDENTIALS": "s3cret-token",
+    }  # fmt: skip
+    serve = ("from llm_magics.ingest.stores.chroma import embedding_function_class; embedding_function_class(); "
+             "import uvicorn; uvicorn.run('chromadb.app:app', host='127.0.0.1', port=PORT)")  # fmt: skip
+    proc, url = _start([sys.executable, "-c", serve], folder, env)
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def test_a_server_with_token_auth_takes_the_token_and_refuses_without_it(chroma_auth_server, docs, minilm, shell):
+    import chromadb
+
+    idx = Index("auth-docs", store="chroma", store_options={"url": chroma_auth_server, "token": "s3cret-token"}, embedder=minilm)
+    report = idx.add(docs)
+    assert report.files_read == 4 and idx.search(QUESTIONS[1], k=1, mode="dense")[0].metadata["source"].endswith("bees.md")
+    # the server really checks: chromadb's own client without the token is refused
+    port = int(chroma_auth_server.rsplit(":", 1)[1])
+    with pytest.raises(Exception, match="Forbidden"):
+        chromadb.HttpClient(host="127.0.0.1", port=port).get_collection("auth-docs")
+    with_token = chromadb.HttpClient(host="127.0.0.1", port=port, headers={"Authorization": "Bearer s3cret-token"})
+    assert with_token.get_collection("auth-docs").count() == report.chunks_added
+    # no token, a wrong one, or the wrong header: one UsageError that names the options
+    for options in ({}, {"token": "wrong"}, {"token": "s3cret-token", "token_header": "X-Chroma-Token"}):
+        with pytest.raises(UsageError, match=r"refused the request .*--store-option token=TOKEN.*token_header=X-Chroma-Token"):
+            Index("auth-docs", store="chroma", store_options={"url": chroma_auth_server, **options}, embedder=minilm)
+    # the magic passes the token through --store-option; unchanged files add nothing
+    again = shell.run_line_magic("ingest", f"{docs} --collection auth-docs --store-option url={chroma_auth_server} --store-option token=s3cret-token")
+    assert again.last_report.files_unchanged == 4 and again.last_report.chunks_added == 0
+
+
 @pytest.fixture
 def docs(tmp_path):
     folder = tmp_path / "docs"

@@ -13,10 +13,14 @@ close to exact search. The manifest lives next to Chroma's files in a small SQLi
 table, so each entry is written atomically.
 
 Client/server: ``store_options={"url": "http://127.0.0.1:8000"}`` (``--store-option url=...``)
-talks to a server through chromadb's ``HttpClient``; ``headers`` and ``token`` (sent as
-``X-Chroma-Token``) go with every request, for a server or proxy that checks them (the
-open-source ``chroma run`` of chromadb 1.x checks none: its Rust frontend has no auth
-provider). The manifest then lives on the server too, one record per source in the
+talks to a server through chromadb's ``HttpClient``; ``headers`` and ``token`` go with every
+request. The token is sent the way Chroma's token authentication reads it: ``Authorization:
+Bearer TOKEN`` (its default), or ``X-Chroma-Token: TOKEN`` with ``token_header=X-Chroma-Token``
+for a server started with ``CHROMA_AUTH_TOKEN_TRANSPORT_HEADER=X-Chroma-Token``. Chroma's Python
+server checks tokens (``uvicorn chromadb.app:app`` with ``CHROMA_SERVER_AUTHN_PROVIDER=
+chromadb.auth.token_authn.TokenAuthenticationServerProvider`` and ``CHROMA_SERVER_AUTHN_CREDENTIALS``,
+tested); ``chroma run`` of chromadb 1.x, its Rust frontend, has no auth provider and checks none.
+A refused token is a UsageError that says which option to set. The manifest then lives on the server too, one record per source in the
 ``llm_magics_manifest`` collection (a single upsert per entry, so still atomic), so every
 client sees the same manifest and the crash-safety protocol holds across machines.
 """
@@ -29,7 +33,7 @@ import os
 import re
 import sqlite3
 import threading
-from typing import Sequence
+from typing import Literal, Sequence
 
 from pydantic import Field
 
@@ -143,6 +147,11 @@ def http_client(url: str, headers: dict[str, str] | None = None):
                     host=parts.hostname, port=port, ssl=parts.scheme == "https", headers=dict(headers or {}), settings=Settings(anonymized_telemetry=False)
                 )
             except Exception as e:  # noqa: BLE001 - chromadb raises ValueError/ConnectError/...: all mean "not there"
+                if type(e).__name__ in ("ChromaAuthError", "AuthorizationError"):  # there, but it wants a token
+                    raise UsageError(
+                        f"The Chroma server at {url} refused the request ({e}): it checks a token. Pass --store-option token=TOKEN "
+                        "(store_options={'token': ...}); a server that reads X-Chroma-Token also needs token_header=X-Chroma-Token."
+                    ) from None
                 raise UsageError(
                     f"Cannot reach a Chroma server at {url} ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}). "
                     "Start one with `chroma run --path DIR --host 127.0.0.1 --port PORT`, or fix --store-option url=http://HOST:PORT."
@@ -155,7 +164,10 @@ class ChromaOptions(Options):
     host: str | None = Field(None, description="Server host (instead of url; with port).")
     port: int | None = Field(None, ge=1, le=65535, description="Server port (instead of url; default 8000).")
     headers: dict[str, str] | None = Field(None, description="HTTP headers sent with every request to the server (e.g. for an auth proxy).")
-    token: str | None = Field(None, description="Auth token sent to the server as the X-Chroma-Token header.")
+    token: str | None = Field(None, description="Auth token for a server with Chroma's token authentication.")
+    token_header: Literal["Authorization", "X-Chroma-Token"] = Field(
+        "Authorization", description="How the token is sent: Authorization: Bearer TOKEN (Chroma's default) or X-Chroma-Token: TOKEN."
+    )
     ef_search: int = Field(128, ge=10, description="HNSW candidates examined per query (higher: better recall, slower).")
     ef_construction: int = Field(200, ge=10, description="HNSW candidates examined while building the graph.")
     max_neighbors: int = Field(16, ge=4, description="HNSW links per node (M).")
@@ -179,7 +191,8 @@ class ChromaStore(VectorStore):
         self._manifest_col = None
         self._db_lock = threading.Lock()
         if self.url:
-            headers = {**(o.headers or {}), **({"X-Chroma-Token": o.token} if o.token else {})}
+            sent = {"Authorization": f"Bearer {o.token}", "X-Chroma-Token": o.token}[o.token_header] if o.token else None
+            headers = {**(o.headers or {}), **({o.token_header: sent} if sent else {})}
             self.path = self.url.rstrip("/")  # where the data lives (also keys per-store caches)
             self._client = http_client(self.url, headers)
             self._db = None
