@@ -166,7 +166,7 @@ def run_langchain_native(task, server, tools, args):
         return StructuredTool.from_function(func=lambda **kw: t(**t.validate(kw)).content, name=t.name, description=t.description,
                                             args_schema=t.parameters)  # fmt: skip
 
-    model = ChatOpenAI(base_url=server, api_key="none", model="smollm2", temperature=0, max_tokens=args.max_tokens)
+    model = ChatOpenAI(base_url=server, api_key="none", model=args.model, temperature=0, max_tokens=args.max_tokens)
     agent = create_agent(model, [wrap(t) for t in tools], system_prompt="You answer questions. Call a tool whenever it helps.")
     out = agent.invoke({"messages": [{"role": "user", "content": task["task"]}]}, {"recursion_limit": 2 * args.max_steps + 1})
     messages = out["messages"]
@@ -213,9 +213,11 @@ def main():
     db, index = setup(workdir)
     backend = get_model(args.model, capture_attention=False)  # both sides on the fast path
     t0 = time.perf_counter()
-    backend.runtime_model
+    if any(not c.endswith("-native") for c in configs):  # the native configs run on the server only
+        backend.runtime_model
     load_s = time.perf_counter() - t0
-    server_backend = get_model(f"openai:smollm2", base_url=args.server, api_key="none") if args.server else None
+    # the server's model by the name given to it (llama_cpp.server --model_alias MODEL)
+    server_backend = get_model(f"openai:{args.model}", base_url=args.server, api_key="none") if args.server else None
     rows: list[dict] = []
     run = time.strftime("%Y-%m-%dT%H:%M:%S")
     header = {"run": run, "header": True, "configs": configs, "argv": sys.argv[1:], "load_s": load_s, "tasks": len(tasks)}

@@ -54,8 +54,9 @@ class Agent:
         some tool, so the answer rests on an observation rather than the model's memory), a tool's
         name or ``{"type": "function", "function": {"name": ...}}`` (call that tool), or ``"auto"``
         (the model may answer at once). Later steps are free. ReAct on our runtime enforces it in
-        the step grammar; native mode sends it as ``tool_choice``; and every mode turns a first
-        step that breaks it into an observation saying what to do, as servers differ in what they honour.
+        the step grammar; native mode sends a named tool as ``tool_choice`` (and ``"required"`` with
+        one tool as that tool's name); and every mode turns a first step that breaks it into an
+        observation saying what to do, as servers differ in what they honour.
     """
 
     def __init__(self, tools=("calculator",), model=None, *, mode: str = "auto", constrained: bool | None = None,

@@ -27,8 +27,12 @@ class NativePolicy:
             raise UsageError(f"Native tool calls need an OpenAI-compatible server (--model openai:MODEL), not {backend.model_id}. Use --mode react.")
         self.backend, self.tools, self.max_tokens = backend, tools, max_tokens
         self._last_call_id: str | None = None
-        # OpenAI's tool_choice for the first step (Agent's first_tool: None free, "" any tool, else a name); then "auto"
-        self.first_tool_choice = "auto" if first_tool is None else "required" if first_tool == "" else {"type": "function", "function": {"name": first_tool}}
+        # OpenAI's tool_choice for the first step (Agent's first_tool: None free, "" any tool, else a name); then "auto".
+        # "Any tool" goes on the wire only when one tool makes it a name: servers differ on "required" (llama-cpp-python's
+        # chatml-function-calling asserts "auto"), so with several tools the Agent turns back a first step without a call.
+        if first_tool == "" and len(tools) == 1:
+            first_tool = tools[0].name
+        self.first_tool_choice = {"type": "function", "function": {"name": first_tool}} if first_tool else "auto"
         self._steps = 0
 
     def start(self, task: str, history: list[dict]) -> list[dict]:

@@ -28,3 +28,20 @@ def test_native_tool_call_round_trip(function_calling_server, planets_db):
     assert second_prompt[-1]["role"] == "tool" and second_prompt[-1]["content"] == first.observation
     assert second_prompt[-2]["tool_calls"][0]["function"]["name"] == "calculator"
     assert result.finish_reason in ("final_answer", "max_steps")
+
+
+def test_default_tool_choice_on_a_server_that_refuses_required(function_calling_server, planets_db):
+    """llama-cpp-python's chatml-function-calling asserts tool_choice "auto" or a name: the default
+    ("required") goes on the wire as the one tool's name, or as "auto" with the Agent holding the rule."""
+    from llm_magics.backends import get_model
+
+    backend = get_model("openai:smollm2", base_url=function_calling_server, api_key="none")
+    one = Agent(["calculator"], backend, max_steps=2, max_tokens=48)
+    assert one.policy.body([])["tool_choice"] == {"type": "function", "function": {"name": "calculator"}}
+    result = one.run("What is 12 times 12?")
+    assert result.steps[0].kind == "action" and result.steps[0].tool == "calculator", result.steps[0].raw
+    two = Agent(["calculator", "sql"], backend, db=planets_db, max_steps=2, max_tokens=48)
+    assert two.policy.body([])["tool_choice"] == "auto"
+    result = two.run("How many moons does Saturn have?")  # the server answered (no 500), whatever it chose
+    assert result.steps and result.steps[0].kind in ("action", "rejected", "invalid")
+    assert result.steps[0].kind != "final"  # an answer before any call is never taken at step 1
