@@ -38,48 +38,14 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def chroma_server(tmp_path_factory):
-    """``chroma run --path TMP --host 127.0.0.1 --port FREE``; its URL once the heartbeat answers."""
-    folder = tmp_path_factory.mktemp("chroma-server")
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = open(folder / "server.log", "wb")
-    exe = Path(sys.executable).with_name("chroma")
-    proc = subprocess.Popen([str(exe), "run", "--path", str(folder / "data"), "--host", "127.0.0.1", "--port", str(port)], stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 180  # a busy machine: the wait is a limit, not a measurement
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"chroma run exited with {proc.returncode}: {(folder / 'server.log').read_text(errors='replace')[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"{url}/api/v2/heartbeat", timeout=5) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"chroma run did not answer its heartbeat: {(folder / 'server.log').read_text(errors='replace')[-2000:]}")
-            time.sleep(0.5)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
-
-
 def _start(cmd: list[str], folder: Path, env: dict | None = None):
     """Start a server; (process, url) once its heartbeat answers."""
     import os
 
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    log = open(folder / "server.log", "wb")
-    proc = subprocess.Popen([c.replace("PORT", str(port)) for c in cmd], stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+    with open(folder / "server.log", "wb") as log:  # the child keeps its own handle
+        proc = subprocess.Popen([c.replace("PORT", str(port)) for c in cmd], stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
     deadline = time.monotonic() + 180  # a busy machine: the wait is a limit, not a measurement
     while True:
         if proc.poll() is not None:
@@ -94,6 +60,25 @@ def _start(cmd: list[str], folder: Path, env: dict | None = None):
             proc.kill()
             pytest.fail(f"{cmd} did not answer its heartbeat: {(folder / 'server.log').read_text(errors='replace')[-2000:]}")
         time.sleep(0.5)
+
+
+def _stop(proc) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.fixture(scope="module")
+def chroma_server(tmp_path_factory):
+    """``chroma run --path TMP --host 127.0.0.1 --port FREE``; its URL once the heartbeat answers."""
+    folder = tmp_path_factory.mktemp("chroma-server")
+    exe = Path(sys.executable).with_name("chroma")
+    proc, url = _start([str(exe), "run", "--path", str(folder / "data"), "--host", "127.0.0.1", "--port", "PORT"], folder)
+    yield url
+    _stop(proc)
 
 
 @pytest.fixture(scope="module")
@@ -111,14 +96,8 @@ def chroma_auth_server(tmp_path_factory):
     serve = ("from llm_magics.ingest.stores.chroma import embedding_function_class; embedding_function_class(); "
              "import uvicorn; uvicorn.run('chromadb.app:app', host='127.0.0.1', port=PORT)")  # fmt: skip
     proc, url = _start([sys.executable, "-c", serve], folder, env)
-    try:
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    yield url
+    _stop(proc)
 
 
 def test_a_server_with_token_auth_takes_the_token_and_refuses_without_it(chroma_auth_server, docs, minilm, shell):
