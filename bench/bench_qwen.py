@@ -40,7 +40,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 MODEL = "qwen2.5-coder-0.5b"
-SIDES = ("ours-fp32", "ours-int8", "ours-q4", "transformers-fp32", "llama.cpp-2t")  # q4: where quantize.DTYPES has it
+SIDES = ("ours-fp32", "ours-int8", "ours-q4", "transformers-fp32", "llama.cpp-2t", "llama.cpp-1t")  # q4: where quantize.DTYPES has it
 
 
 # ─── one side, in its own process ─────────────────────────────────────────────
@@ -70,7 +70,8 @@ def load_side(side: str, path: Path):
         return run
     from llama_cpp import Llama
 
-    llm = Llama(model_path=str(path), n_ctx=2048, n_threads=2, n_threads_batch=2, verbose=False)
+    n = int(side.rsplit("-", 1)[1].rstrip("t"))  # llama.cpp-2t: 2 threads
+    llm = Llama(model_path=str(path), n_ctx=2048, n_threads=n, n_threads_batch=n, verbose=False)
 
     def run_llama(ids, n):
         llm.reset()  # no reuse of the previous call's KV cache: every call prefills the whole prompt
@@ -189,7 +190,7 @@ def write(rows: list[dict], args, n_prompt: int) -> None:
     lines = [
         f"# Qwen2.5-Coder-0.5B-Instruct (Q4_K_M GGUF): our runtime vs transformers{' and llama.cpp' if any(r['side'].startswith('llama') for r in rows) else ''}",
         "",
-        f"{datetime.date.today()}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, 2 threads per side. "
+        f"{datetime.date.today()}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, 2 threads per side (llama.cpp-1t: 1). "
         f"Prompt {n_prompt} tokens, {args.new_tokens} new tokens greedy, median of {args.repeats} alternating rounds after a warm-up.",
         "Command: `" + " ".join(["python bench/bench_qwen.py", *sys.argv[1:]]) + "`",
         "",
@@ -200,6 +201,15 @@ def write(rows: list[dict], args, n_prompt: int) -> None:
         ttft_ratio = f"{peer['ttft_s'] / r['ttft_s']:.2f}x faster" if peer else ""
         decode_ratio = f"{r['decode_tps'] / peer['decode_tps']:.2f}x" if peer else ""
         lines.append(f"| {r['side']} | {r['load_s']:.1f} | {r['rss_gb']:.2f} | {r['ttft_s']:.2f} | {ttft_ratio} | {r['decode_tps']:.1f} | {decode_ratio} |")
+    ours = [r for r in rows if r["side"].startswith("ours")]
+    llamas = [r for r in rows if r["side"].startswith("llama")]
+    if ours and llamas:
+        fast, best = max(ours, key=lambda r: r["decode_tps"]), max(llamas, key=lambda r: r["decode_tps"])
+        first, quick = min(ours, key=lambda r: r["ttft_s"]), min(llamas, key=lambda r: r["ttft_s"])
+        lines += ["", f"Against llama.cpp's best: our fastest decode ({fast['side']}, {fast['decode_tps']:.1f} tok/s) is "
+                      f"{fast['decode_tps'] / best['decode_tps']:.2f}x {best['side']}'s {best['decode_tps']:.1f} tok/s; our quickest "
+                      f"first token ({first['side']}, {first['ttft_s']:.2f} s) is {quick['ttft_s'] / first['ttft_s']:.2f}x as fast as "
+                      f"{quick['side']}'s {quick['ttft_s']:.2f} s."]  # fmt: skip
     lines += ["", "Load time includes the GGUF conversion on a cold weights cache (ours: later loads read the cache).", ""]
     text = "\n".join(lines)
     print(text)
