@@ -296,13 +296,21 @@ class Reader:
             pool.shutdown(wait=True)
             return
         spawned = getattr(pool, "_processes", None) or {}  # pid -> process; no public handle before Python 3.14
+        manager = getattr(pool, "_executor_manager_thread", None)  # it may still be starting a worker
         pool.shutdown(wait=False, cancel_futures=True)  # (drops the pool's reference to that dict, not the dict)
-        processes = list(spawned.values())  # read after the shutdown: a process started meanwhile is in it too
-        for p in processes:
-            if p.is_alive():
-                p.terminate()
-        for p in processes:
-            p.join(10)
-            if p.is_alive():  # stuck where SIGTERM cannot reach it (a busy C call): no worker outlives the run
-                p.kill()
-                p.join(5)
+        stopped: set[int] = set()
+        for _ in range(3):  # a process started while we stopped the others is in the dict too: stop it as well
+            processes = [p for pid, p in list(spawned.items()) if pid not in stopped]
+            if not processes:
+                break
+            for p in processes:
+                if p.is_alive():
+                    p.terminate()
+            for p in processes:
+                p.join(10)
+                if p.is_alive():  # stuck where SIGTERM cannot reach it (a busy C call): no worker outlives the run
+                    p.kill()
+                    p.join(5)
+                stopped.add(p.pid)
+            if manager is not None:
+                manager.join(5)  # it exits once its workers are gone; then no new one can start
