@@ -59,6 +59,12 @@ class SplitLinear(nn.Linear):
     the transposed view of the row (strides (1, in)): the same shape built with
     .view() takes a slower BLAS path (7 GB/s). Several rows (a prefill, a batch
     of sentences) go through F.linear: matrix-matrix products are threaded already.
+
+    That was the AMD EPYC this was written on. On an Intel CPU with MKL (2026-12-01)
+    F.linear's own matrix-vector product is threaded and the bmm schedule halved
+    decode speed (SmolLM2: 14.8 against 33.6 tok/s). So the schedule is measured,
+    once per process and thread count, on weights too large for the caches
+    (`split_wins`), and a single row takes whichever is faster here.
     """
 
     @classmethod
@@ -71,10 +77,47 @@ class SplitLinear(nn.Linear):
         splits = max(2, torch.get_num_threads())  # one block per thread (with one thread, bmm still beats F.linear)
         if x.numel() != self.in_features or self.out_features % splits or not self.weight.is_contiguous():
             return F.linear(x, self.weight, self.bias)
-        blocks = self.weight.view(splits, self.out_features // splits, self.in_features)  # (splits, out/splits, in)
-        column = x.reshape(1, self.in_features).mT.expand(splits, -1, -1)  # (splits, in, 1), strides (0, 1, in)
-        y = torch.bmm(blocks, column).view(*x.shape[:-1], self.out_features)  # (..., out)
+        if not split_wins(torch.get_num_threads()):
+            return F.linear(x, self.weight, self.bias)
+        y = split_matvec(self.weight, x, splits)
         return y + self.bias if self.bias is not None else y
+
+
+def split_matvec(weight: torch.Tensor, x: torch.Tensor, splits: int) -> torch.Tensor:
+    """x (..., in) holding one row, times Wᵀ, as a bmm over `splits` row blocks of W (see SplitLinear)."""
+    out, inp = weight.shape
+    blocks = weight.view(splits, out // splits, inp)  # (splits, out/splits, in)
+    column = x.reshape(1, inp).mT.expand(splits, -1, -1)  # (splits, in, 1), strides (0, 1, in)
+    return torch.bmm(blocks, column).view(*x.shape[:-1], out)  # (..., out)
+
+
+@functools.cache
+def split_wins(threads: int) -> bool:
+    """True when SplitLinear's bmm schedule beats F.linear for one row on this machine at `threads`.
+
+    Measured once per process and thread count (~0.2 s): 24 matrices of SmolLM2's gate/up
+    shape (85 MB, more than the caches hold, as decoding streams its weights from memory),
+    each schedule over all of them, the best of 3 passes.
+    """
+    import time
+
+    weights = [torch.full((1536, 576), 0.01) for _ in range(24)]
+    x = torch.full((1, 1, 576), 0.5)
+    splits = max(2, threads)
+
+    def best(product) -> float:
+        times = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            for w in weights:
+                product(w)
+            times.append(time.perf_counter() - t0)
+        return min(times)
+
+    with torch.no_grad():
+        split = best(lambda w: split_matvec(w, x, splits))
+        plain = best(lambda w: F.linear(x, w))
+    return split < plain
 
 
 class Int8Linear(nn.Module):

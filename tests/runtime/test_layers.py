@@ -92,6 +92,14 @@ def test_split_linear_computes_what_linear_computes():
     finally:
         torch.set_num_threads(threads)
 
+    # the bmm schedule itself, whichever one this machine picks for SplitLinear (split_wins)
+    from llm_magics.runtime.quantize import split_matvec, split_wins
+
+    w, x = torch.randn(48, 20), torch.randn(1, 1, 20)
+    for splits in (2, 3, 4):
+        torch.testing.assert_close(split_matvec(w, x, splits), x @ w.T, atol=1e-6, rtol=1e-5)
+    assert isinstance(split_wins(2), bool) and split_wins(2) is split_wins(2)  # measured once per thread count
+
     # prepare() swaps every nn.Linear of a model and keeps tied matrices one tensor.
     model = torch.nn.Sequential(torch.nn.Embedding(10, 4), torch.nn.Linear(4, 10, bias=False))
     model[1].weight = model[0].weight
