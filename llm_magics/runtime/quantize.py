@@ -166,7 +166,7 @@ class BlockQuantLinear(nn.Module):
         self.register_buffer("scales", scales)
         self.register_buffer("mins", mins)
         self.bias = linear.bias
-        self.prefill_dtype = torch.bfloat16 if native_bf16() else torch.float32
+        self.prefill_dtype = _PREFILL["auto"]()
 
     @classmethod
     def fits(cls, linear: nn.Linear) -> bool:
@@ -217,15 +217,22 @@ def native_bf16() -> bool:
     return any(getattr(cpu, name, lambda: False)() for name in checks)
 
 
+#: A q4 prefill's matmul dtype by name; "auto" is bf16 where the CPU multiplies it natively.
+_PREFILL = {
+    "float32": lambda: torch.float32,
+    "bfloat16": lambda: torch.bfloat16,
+    "auto": lambda: torch.bfloat16 if native_bf16() else torch.float32,
+}
+
+
 def set_prefill(model: nn.Module, dtype: str = "auto") -> int:
     """The dtype of a q4 model's prefill matmuls: "float32" (exact), "bfloat16", or "auto" (bf16 where
     the CPU multiplies it natively). Returns how many layers it set (0: not a q4 model)."""
-    choices = {"float32": torch.float32, "bfloat16": torch.bfloat16, "auto": torch.bfloat16 if native_bf16() else torch.float32}
-    if dtype not in choices:
-        raise ValueError(f"Unknown prefill dtype {dtype!r}. Choose one of: {', '.join(choices)}.")
+    if dtype not in _PREFILL:
+        raise ValueError(f"Unknown prefill dtype {dtype!r}. Choose one of: {', '.join(_PREFILL)}.")
     layers = [m for m in model.modules() if isinstance(m, BlockQuantLinear)]
     for m in layers:
-        m.prefill_dtype = choices[dtype]
+        m.prefill_dtype = _PREFILL[dtype]()
     return len(layers)
 
 
