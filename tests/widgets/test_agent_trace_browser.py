@@ -66,3 +66,21 @@ def test_widget_state_is_json(tmp_path):
     state = w.get_state()
     json.dumps({k: state[k] for k in ("steps", "sources", "selected", "answer")})
     assert [s["kind"] for s in state["steps"]] == ["invalid", "action", "final"] and state["steps"][0]["tool_input"] == '{"url": "x"}'
+
+
+def test_a_rejected_step_has_its_own_label_and_stripe(harness):
+    result = make_result()
+    result.steps.insert(0, Step(0, "rejected", thought="I remember it.", answer="41", error="tool_choice: the first step must call a tool",
+                                observation="Call a tool first (calculator), then answer from what it returns, not from memory.",
+                                raw="Thought: I remember it.\nFinal Answer: 41"))  # fmt: skip
+    harness.mount(AgentTraceWidget(result))
+    assert not harness.errors()
+    first = ".llmm-step >> nth=0"
+    assert harness.page.get_attribute(first, "class").split() == ["llmm-step", "llmm-rejected"]
+    assert harness.text(".llmm-step-kind >> nth=0").lower() == "rejected" and "Call a tool first" in harness.text(first)
+    stripe = lambda n: harness.page.evaluate(  # noqa: E731
+        f"getComputedStyle(document.querySelectorAll('.llmm-step')[{n}], '::before').backgroundColor")
+    # rejected (a muted stripe) is told apart from invalid (the error colour) and from an action (the accent)
+    assert len({stripe(0), stripe(1), stripe(2)}) == 3
+    harness.page.evaluate("document.body.dataset.jpThemeLight = 'false'")
+    assert len({stripe(0), stripe(1), stripe(2)}) == 3
