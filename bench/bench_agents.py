@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sqlite3
 import statistics
 import sys
@@ -61,8 +62,9 @@ Thought:{agent_scratchpad}"""  # LangChain hub's hwchase17/react, the prompt cre
 
 
 def success(answer: str, gold: list[str]) -> bool:
+    """A gold string in the answer as a whole word ("Ne" is not found in "Neon"), commas ignored."""
     text = (answer or "").replace(",", "").lower()
-    return any(g.replace(",", "").lower() in text for g in gold)
+    return any(re.search(rf"(?<![a-z0-9]){re.escape(g.replace(',', '').lower())}(?![a-z0-9])", text) for g in gold)
 
 
 # ─── the setting both sides share ──────────────────────────────────────────────
@@ -190,9 +192,10 @@ def main():
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", default=str(HERE / "results_agents.md"))
     p.add_argument("--report-only", action="store_true", help="Write the report from the latest run in results_agents.jsonl (e.g. one cut short).")
+    p.add_argument("--run", help="With --report-only: the run (its start time in the log) instead of the latest.")
     ARGS = args = p.parse_args()
     if args.report_only:
-        return report_from_log(p)
+        return report_from_log(p, args.run)
     import torch
 
     torch.set_num_threads(args.threads)
@@ -253,10 +256,14 @@ def main():
     write_report(rows, configs, args, load_s, len(tasks))
 
 
-def report_from_log(parser):
+def report_from_log(parser, run: str | None = None):
+    """The report of the latest run in the log (or of ``run``), scored again by ``success``."""
     records = [json.loads(line) for line in (HERE / "results_agents.jsonl").read_text().splitlines() if line.strip()]
-    header = [r for r in records if r.get("header")][-1]
+    header = [r for r in records if r.get("header") and (run is None or r["run"] == run)][-1]
     rows = [r for r in records if r.get("run") == header["run"] and not r.get("header")]
+    gold = {t["id"]: t["gold"] for t in (json.loads(line) for line in (HERE / "agents_tasks.jsonl").read_text().splitlines() if line.strip())}
+    for r in rows:
+        r["ok"] = success(r["answer"], gold[r["id"]])
     sys.argv[1:] = header["argv"]
     args = parser.parse_args(header["argv"])
     write_report(rows, header["configs"], args, header["load_s"], header["tasks"], partial=True)

@@ -29,6 +29,10 @@ log = logging.getLogger(__name__)
 #: Longest observation handed back to the model, in characters.
 MAX_OBSERVATION = 1500
 
+#: The user's turn before the answer-only step at the step budget (early_stopping_method="generate"),
+#: LangChain's "I now need to return a final answer based on the previous steps" as a chat message.
+LAST_STEP = "You have no steps left. Give your Final Answer now, from the observations above."
+
 
 class AgentInterrupted(KeyboardInterrupt):
     """Ctrl-C during a run; ``.result`` holds the steps done so far."""
@@ -57,16 +61,23 @@ class Agent:
         the step grammar; native mode sends a named tool as ``tool_choice`` (and ``"required"`` with
         one tool as that tool's name); and every mode turns a first step that breaks it into an
         observation saying what to do, as servers differ in what they honour.
+    early_stopping_method: what happens when the step budget runs out, as in LangChain's
+        ``AgentExecutor``: ``"force"`` stops with no answer; ``"generate"`` (the default) asks the
+        model once more, with no tool, for its final answer from the observations so far (on our
+        runtime the grammar allows nothing else). ``finish_reason`` stays ``"max_steps"`` either way.
     """
 
     def __init__(self, tools=("calculator",), model=None, *, mode: str = "auto", constrained: bool | None = None,
                  max_steps: int = 6, max_time: float | None = None, max_tokens: int = 200, db: str | None = None,
                  collection: str | None = None, index=None, callbacks=None, memory: bool = False,
-                 session: str | None = None, trace=None, tool_choice="required"):  # fmt: skip
+                 session: str | None = None, trace=None, tool_choice="required", early_stopping_method: str = "generate"):  # fmt: skip
         from ..backends import Backend, get_model
 
         if max_steps < 1:
             raise UsageError(f"max_steps must be at least 1, got {max_steps}.")
+        if early_stopping_method not in ("force", "generate"):
+            raise UsageError(f"early_stopping_method must be 'force' or 'generate', not {early_stopping_method!r}.")
+        self.early_stopping_method = early_stopping_method
         self.backend = model if isinstance(model, Backend) else get_model(model)
         if not isinstance(model, Backend) and self.backend.name == "local":
             self.backend.options.capture_attention = False  # the fast path: an agent's steps are not drawn by %attnviz
@@ -110,11 +121,12 @@ class Agent:
         messages = self.policy.start(task, history)
         self._emit(manager, "on_agent_start", result=result, task=task)
         try:
+            answer_only = False
             for index in range(1, self.max_steps + 1):
                 if out_of_time():
                     result.finish_reason = "time_limit"
                     break
-                step = self._step(index, messages, manager, out_of_time, result)
+                step = self._step(index, messages, manager, out_of_time, result, answer_only=answer_only)
                 result.steps.append(step)
                 self._emit(manager, "on_agent_step", step=step)
                 if step.kind == "final":
@@ -123,8 +135,16 @@ class Agent:
                 if out_of_time():
                     result.finish_reason = "time_limit"
                     break
+                # a call repeated word for word: its result is already there, so the next step answers from it
+                answer_only = step.repeat_of is not None and self.early_stopping_method == "generate"
             else:
                 result.finish_reason = "max_steps"
+                if self.early_stopping_method == "generate" and not out_of_time():
+                    messages.append({"role": "user", "content": LAST_STEP})
+                    step = self._step(self.max_steps + 1, messages, manager, out_of_time, result, answer_only=True)
+                    result.steps.append(step)
+                    self._emit(manager, "on_agent_step", step=step)
+                    result.answer = step.answer or ""
         except KeyboardInterrupt:
             result.finish_reason = "interrupted"
             result.seconds = time.perf_counter() - started
@@ -136,15 +156,17 @@ class Agent:
         self._emit(manager, "on_agent_finish", result=result, finish=result)
         return result
 
-    def _step(self, index: int, messages: list[dict], manager, out_of_time, result: AgentResult) -> Step:
+    def _step(self, index: int, messages: list[dict], manager, out_of_time, result: AgentResult, answer_only: bool = False) -> Step:
+        """One turn; ``answer_only``: the model may only answer (after the step budget, or a repeated call)."""
         from ..backends import GenerationParams, Usage
 
+        last = answer_only
         prompt = [dict(m) for m in messages]
         name = f"step {index}"
         manager.on_llm_start(model=self.backend.model_id, messages=prompt, params=GenerationParams(max_tokens=self.policy.max_tokens), step=name)
         t0 = time.perf_counter()
         try:
-            raw, parsed, tokens = self.policy.decide(messages, lambda piece: manager.on_llm_new_token(token=piece, step=name), out_of_time)
+            raw, parsed, tokens = self.policy.decide(messages, lambda piece: manager.on_llm_new_token(token=piece, step=name), out_of_time, final=last)
         except Exception as e:
             manager.on_llm_error(error=e, step=name)
             raise
@@ -157,12 +179,16 @@ class Agent:
             step.answer, step.tool, step.tool_input = parsed.answer, parsed.tool, parsed.tool_input
             names = wanted or ", ".join(self.tool_map)
             step.observation = f"Call a tool first ({names}), then answer from what it returns, not from memory."
+        elif last and parsed.error is not None and parsed.tool is None and raw.strip():
+            step.kind, step.answer = "final", raw.strip()  # the whole reply is the answer, as in LangChain's "generate"
         elif parsed.error is not None:
             step.kind, step.error = "invalid", parsed.error
             step.tool_input = raw
             step.observation = f"Invalid format: {parsed.error}."
         elif parsed.answer is not None:
             step.kind, step.answer = "final", parsed.answer
+        elif last:  # a call where only an answer may come (a model the grammar cannot hold): no answer
+            step.kind, step.error = "invalid", "a tool call where only a final answer may come (at the step budget, or after a repeated call)"
         else:
             self._act(step, parsed, manager, result)
         step.seconds = time.perf_counter() - t0
@@ -188,6 +214,12 @@ class Agent:
             step.observation = f"Invalid arguments for {tool.name}: {e}. Give a JSON object like {example}."
             return
         step.tool_input = arguments
+        earlier = next((s for s in result.steps if s.kind == "action" and s.tool == tool.name and s.tool_input == arguments and not s.error), None)
+        if earlier is not None:  # the result is already in the model's context: point at it rather than run again
+            step.repeat_of = earlier.index
+            step.observation = (f"You already called {tool.name} with these arguments in step {earlier.index}; its result is above. "
+                                "Give your Final Answer from it, or call a tool with other arguments.")  # fmt: skip
+            return
         self._emit(manager, "on_agent_action", action={"tool": tool.name, "tool_input": arguments, "log": step.raw}, step=step)
         self._emit(manager, "on_tool_start", serialized={"name": tool.name, "description": tool.description}, input_str=str(arguments), inputs=arguments)
         try:

@@ -39,18 +39,16 @@ class NativePolicy:
         system = "You answer questions. Call a tool whenever it helps; never guess a number. Cite passages you used like [1]."
         return [{"role": "system", "content": system}, *history, {"role": "user", "content": task}]
 
-    def body(self, messages: list[dict]) -> dict:
-        return {
-            "model": self.backend.resolved_model(),
-            "messages": messages,
-            "tools": [t.openai_schema() for t in self.tools],
-            "tool_choice": self.first_tool_choice if self._steps == 0 else "auto",
-            "temperature": 0.0,
-            "max_tokens": self.max_tokens,
-        }
+    def body(self, messages: list[dict], final: bool = False) -> dict:
+        """The request; ``final``: the answer-only step at the step budget, sent without tools."""
+        body = {"model": self.backend.resolved_model(), "messages": messages, "temperature": 0.0, "max_tokens": self.max_tokens}
+        if not final:
+            body["tools"] = [t.openai_schema() for t in self.tools]
+            body["tool_choice"] = self.first_tool_choice if self._steps == 0 else "auto"
+        return body
 
-    def decide(self, messages: list[dict], on_token, should_stop) -> tuple[str, Parsed, int]:
-        data = self.backend.connection.post_json("/chat/completions", self.body(messages))
+    def decide(self, messages: list[dict], on_token, should_stop, final: bool = False) -> tuple[str, Parsed, int]:
+        data = self.backend.connection.post_json("/chat/completions", self.body(messages, final))
         self._steps += 1
         choice = (data.get("choices") or [{}])[0]
         message = choice.get("message") or {}

@@ -56,8 +56,11 @@ def system_prompt(tools: list[Tool]) -> str:
     return text
 
 
-def observation_message(observation: str) -> dict:
-    return {"role": "user", "content": f"Observation: {observation}"}
+def observation_message(observation: str, question: str | None = None) -> dict:
+    """The tool's result as the user's turn; ``question`` restates the task after it, so a long
+    observation (passages that ask questions of their own) does not become the new question."""
+    reminder = f"\n\n(The question is still: {question})" if question else ""
+    return {"role": "user", "content": f"Observation: {observation}{reminder}"}
 
 
 # ─── the grammar of one step ───────────────────────────────────────────────────
@@ -67,7 +70,14 @@ _JSON_STYLE = {"whitespace_flexible": False, "item_separator": ", ", "key_separa
 
 
 def step_grammar(tools: list[Tool], thought_chars: int = 160, answer_chars: int = 240, final: bool = True) -> str:
-    """A Lark grammar (llguidance dialect) for one ReAct step over ``tools``; ``final=False``: a call only."""
+    """A Lark grammar (llguidance dialect) for one ReAct step over ``tools``; ``final=False``: a call only;
+    no tools: a final answer only."""
+    if not tools:
+        return "\n".join([
+            'start: "Thought: " THOUGHT "\\n" final',
+            f"THOUGHT: /[^\\n]{{1,{thought_chars}}}/",
+            f'final: "Final Answer: " /[^\\n]{{1,{answer_chars}}}/',
+        ])  # fmt: skip
     rules = []
     for i, t in enumerate(tools):
         schema = {**t.parameters, "x-guidance": _JSON_STYLE}
@@ -168,20 +178,23 @@ class ReActPolicy:
         # the first step's grammar under tool_choice (Agent.first_tool): a call to any tool, or to the one named
         first = tools if not first_tool else [t for t in tools if t.name == first_tool]
         self.first_grammar = step_grammar(first, final=False) if self.constrained and first_tool is not None else self.grammar
+        self.final_grammar = step_grammar([]) if self.constrained else None  # the answer-only step at the budget
         self._steps = 0
 
     def start(self, task: str, history: list[dict]) -> list[dict]:
+        self.task = task
         return [{"role": "system", "content": system_prompt(self.tools)}, *history, {"role": "user", "content": f"Question: {task}"}]
 
-    def decide(self, messages: list[dict], on_token, should_stop) -> tuple[str, Parsed, int]:
-        """(raw output, parsed step, tokens generated) for the next step."""
+    def decide(self, messages: list[dict], on_token, should_stop, final: bool = False) -> tuple[str, Parsed, int]:
+        """(raw output, parsed step, tokens generated) for the next step; ``final``: an answer only."""
         from ..backends import GenerationParams, Usage
 
         if self.constrained:
             from ..runtime.grammar import GrammarConstraint
 
             lm = self.backend.runtime_model
-            constraint = GrammarConstraint.from_lark(lm.tokenizer, self.first_grammar if self._steps == 0 else self.grammar)
+            grammar = self.final_grammar if final else self.first_grammar if self._steps == 0 else self.grammar
+            constraint = GrammarConstraint.from_lark(lm.tokenizer, grammar)
             generation = lm.generate(
                 self.backend.prompt(messages), max_new_tokens=self.max_tokens, stream=True, stop_on_loop=False,
                 logits_processor=constraint, repetition_penalty=self.backend.options.repetition_penalty,
@@ -207,4 +220,4 @@ class ReActPolicy:
     def record(self, messages: list[dict], raw: str, parsed: Parsed, observation: str | None) -> None:
         messages.append({"role": "assistant", "content": raw.strip()})
         if observation is not None:
-            messages.append(observation_message(observation))
+            messages.append(observation_message(observation, getattr(self, "task", None)))

@@ -40,6 +40,7 @@ class Step:
     tokens: int = 0
     constrained: bool = False
     sources: list = field(default_factory=list)  # passages this step's tool returned: {"number", "text", "source"}
+    repeat_of: int | None = None  # the earlier step that made this very call (the tool did not run again)
 
     @property
     def malformed(self) -> bool:

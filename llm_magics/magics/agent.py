@@ -54,6 +54,8 @@ class AgentMagics(Magics):
     @argument("--max-time", type=float, help="Seconds the run may take; it stops after the step running then.")
     @argument("--mode", default="auto", choices=["auto", "react", "native"], help="react (any model), native (OpenAI tool_calls), auto (native for openai:).")
     @argument("--tool-choice", default="required", help="The first step: required (call a tool, the default), auto (may answer at once), or a tool's name.")
+    @argument("--early-stopping-method", default="generate", choices=["generate", "force"],
+              help="At the step budget: generate (ask once more, without tools, for the answer; the default) or force (stop with none).")
     @argument("--unconstrained", action="store_true", help="On a local model, do not constrain steps to the tools' grammar.")
     @argument("--session", help="Name a conversation; earlier tasks and answers of it are remembered (default session otherwise).")
     @argument("--no-history", action="store_true", help="Neither use nor update the agent's memory.")
@@ -94,7 +96,7 @@ class AgentMagics(Magics):
             args.tools, args.model, mode=args.mode, constrained=False if args.unconstrained else None,
             max_steps=args.max_steps, max_time=args.max_time, db=args.db, collection=args.collection,
             callbacks=[_live_view(stream)], memory=not args.no_history, session=args.session, trace=args.trace,
-            tool_choice=args.tool_choice,
+            tool_choice=args.tool_choice, early_stopping_method=args.early_stopping_method,
         )  # fmt: skip
         try:
             result = agent.run(task)

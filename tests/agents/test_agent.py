@@ -37,7 +37,9 @@ def test_a_run_thinks_acts_observes_and_answers(scripted, planets_db):
     # the model saw the tools, then its own step and the observation
     second_prompt = scripted.calls[1]
     assert "sql:" in second_prompt[0]["content"] and "planets(name, diameter_km" in second_prompt[0]["content"]
-    assert second_prompt[-2]["role"] == "assistant" and second_prompt[-1]["content"] == "Observation: sum(moons)\n241"
+    assert second_prompt[-2]["role"] == "assistant"
+    # the observation, then the task again, so passages that ask questions of their own do not replace it
+    assert second_prompt[-1]["content"] == "Observation: sum(moons)\n241\n\n(The question is still: How many moons do Jupiter and Saturn have together?)"
     assert result.steps[1].prompt == second_prompt
 
 
@@ -61,7 +63,8 @@ def test_unknown_tool_malformed_output_and_bad_arguments_become_observations(scr
     assert raised.error.startswith("ValueError: not an arithmetic expression") and raised.observation.startswith("Error: ValueError")
     assert good.observation == "5"
     # every observation went back to the model as the next user message
-    assert [c[-1]["content"] for c in scripted.calls[1:]] == [f"Observation: {s.observation}" for s in result.steps[:-1]]
+    reminder = "\n\n(The question is still: What is 2 + 3?)"
+    assert [c[-1]["content"] for c in scripted.calls[1:]] == [f"Observation: {s.observation}{reminder}" for s in result.steps[:-1]]
 
 
 def test_a_tool_that_raises_does_not_end_the_run(scripted):
@@ -77,8 +80,8 @@ def test_a_tool_that_raises_does_not_end_the_run(scripted):
 
 
 def test_step_budget_and_time_budget(scripted):
-    scripted.replies.extend([step("Again.", "calculator", {"expression": "1+1"})] * 5)
-    result = Agent(["calculator"], "scripted:x", max_steps=3).run("Loop forever")
+    scripted.replies.extend([step("Again.", "calculator", {"expression": f"1+{n}"}) for n in range(5)])
+    result = Agent(["calculator"], "scripted:x", max_steps=3, early_stopping_method="force").run("Loop forever")
     assert result.finish_reason == "max_steps" and len(result.steps) == 3 and result.answer == ""
 
     @tool
@@ -93,6 +96,45 @@ def test_step_budget_and_time_budget(scripted):
     scripted.replies.extend([step("Wait.", "slow", {"seconds": 0.3})] * 5)
     result = Agent(["slow"], "scripted:x", max_steps=5, max_time=0.2).run("Wait")
     assert result.finish_reason == "time_limit" and len(result.steps) == 1
+
+
+def test_at_the_step_budget_the_model_answers_once_more_without_tools(scripted):
+    """early_stopping_method="generate" (the default), as in LangChain's AgentExecutor."""
+    scripted.replies.extend([step("Add.", "calculator", {"expression": "1+1"}), step("Add more.", "calculator", {"expression": "2+2"}),
+                             "Thought: I have both.\nFinal Answer: 2 and 4"])  # fmt: skip
+    result = Agent(["calculator"], "scripted:x", max_steps=2).run("Add twice")
+    assert [s.kind for s in result.steps] == ["action", "action", "final"] and result.steps[-1].index == 3
+    assert result.finish_reason == "max_steps" and result.answer == "2 and 4"
+    assert scripted.calls[-1][-1]["content"] == "You have no steps left. Give your Final Answer now, from the observations above."
+    # a model that writes a call there gets no answer (nothing runs), and force never asks
+    scripted.replies.extend([step("Add.", "calculator", {"expression": "1+1"}), step("Add more.", "calculator", {"expression": "2+2"}),
+                             step("Once more.", "calculator", {"expression": "3+3"})])  # fmt: skip
+    result = Agent(["calculator"], "scripted:x", max_steps=2).run("Add twice")
+    assert result.answer == "" and result.steps[-1].kind == "invalid" and result.steps[-1].observation is None
+    calls = len(scripted.calls)
+    scripted.replies.extend([step("Add.", "calculator", {"expression": "1+1"}), step("Add more.", "calculator", {"expression": "2+2"})])
+    assert Agent(["calculator"], "scripted:x", max_steps=2, early_stopping_method="force").run("Add twice").answer == ""
+    assert len(scripted.calls) == calls + 2
+    with pytest.raises(UsageError, match="'force' or 'generate'"):
+        Agent(["calculator"], "scripted:x", early_stopping_method="stop")
+
+
+def test_a_repeated_call_is_not_run_again_and_the_next_step_answers(scripted):
+    runs = []
+
+    @tool
+    def lookup(name: str) -> str:
+        """Look a name up."""
+        runs.append(name)
+        return f"{name} is 42"
+
+    scripted.replies.extend([step("Look.", "lookup", {"name": "x"}), step("Look again.", "lookup", {"name": "x"}),
+                             "Thought: It is 42.\nFinal Answer: 42"])  # fmt: skip
+    result = Agent(["lookup"], "scripted:x", max_steps=5).run("What is x?")
+    first, again, final = result.steps
+    assert runs == ["x"] and again.repeat_of == 1 and again.kind == "action"
+    assert again.observation.startswith("You already called lookup with these arguments in step 1")
+    assert final.kind == "final" and result.answer == "42" and result.finish_reason == "final_answer"
 
 
 def test_an_interrupt_keeps_the_partial_trace(scripted, tmp_path):
@@ -159,7 +201,7 @@ def test_tool_choice_makes_the_first_step_call_a_tool(scripted, planets_db):
     first = result.steps[0]
     assert first.answer == "82" and first.error == "tool_choice: the first step must call a tool"
     assert first.observation == "Call a tool first (sql, calculator), then answer from what it returns, not from memory."
-    assert scripted.calls[1][-1] == {"role": "user", "content": f"Observation: {first.observation}"}
+    assert scripted.calls[1][-1]["content"].startswith(f"Observation: {first.observation}\n\n(The question is still: ")
     assert result.malformed_calls == 0  # well formed, only against the rule
     # a tool's name: that tool first; another tool is turned back too
     scripted.replies.extend([step("Compute.", "calculator", {"expression": "1+1"}), step("Look.", "sql", {"query": "SELECT 1"}), "Thought: ok\nFinal Answer: 1"])

@@ -38,6 +38,17 @@ def test_agent_magic_streams_steps_and_cites_sources(ip, scripted, capsys, monke
         tools_mod.session_tools.clear()
 
 
+def test_agent_magic_early_stopping_method(ip, scripted):
+    step = 'Thought: Add.\nAction: calculator\nAction Input: {"expression": "1+1"}'
+    scripted.replies.extend([step, "Thought: I have it.\nFinal Answer: 2"])
+    ip.run_cell("%%agent --model scripted:x --max-steps 1 -o r\nOne plus one?").raise_error()
+    assert ip.user_ns["r"].answer == "2" and ip.user_ns["r"].finish_reason == "max_steps"  # "generate", the default
+    scripted.replies.extend([step, "Thought: I have it.\nFinal Answer: 2"])
+    ip.run_cell("%%agent --model scripted:x --max-steps 1 --early-stopping-method force -o r\nOne plus one?").raise_error()
+    assert ip.user_ns["r"].answer == "" and len(scripted.replies) == 1  # no call after the budget
+    scripted.replies.clear()
+
+
 def test_agent_magic_user_errors_are_one_line(ip):
     with pytest.raises(IPythonUsageError, match="No tool 'calc'"):
         ip.run_cell("%%agent --tools calc\n2+2").raise_error()
