@@ -250,16 +250,20 @@ def gold_in(reply: str, q: dict) -> bool:
     return any(norm(g) in r for g in q["gold"])
 
 
-def answer_ours(questions, hits_per_q, backend, max_tokens):
+def answer_ours(questions, hits_per_q, backend, max_tokens, format="text"):
+    """Our answers; with ``format="quote"`` the model's own reply (the same prompt) is scored too, as ``generated_ok``."""
     from llm_magics import ask
 
     out = []
     for q, hits in zip(questions, hits_per_q):
         t0 = time.perf_counter()
-        a = ask(q["question"], hits=hits, model=backend, memory=None, max_tokens=max_tokens, temperature=0.0)
+        a = ask(q["question"], hits=hits, model=backend, memory=None, max_tokens=max_tokens, temperature=0.0, format=format)
         phrase = norm(q["answer_phrase"])
         cited = any(phrase in norm(s.text) for s in a.cited)
         out.append({"id": q["id"], "reply": a.answer, "raw": a.raw, "ok": gold_in(a.answer, q), "cited_ok": cited, "seconds": time.perf_counter() - t0})
+        if format == "quote":
+            generated = a.extras.get("generated", a.answer)
+            out[-1].update(generated=generated, generated_ok=gold_in(generated, q))
         print(f"  ours {q['id']}: {'ok ' if out[-1]['ok'] else 'no '} {a.answer[:100]!r}", file=sys.stderr, flush=True)
     return out
 
@@ -333,6 +337,7 @@ def main(argv=None) -> int:
     ap.add_argument("--max-tokens", type=int, default=64, help="longest answer, both sides")
     ap.add_argument("--prompt", default="current", choices=list(PROMPTS), help="our prompt set (ablation)")
     ap.add_argument("--no-peer-answers", action="store_true", help="answer with our side only (prompt ablations)")
+    ap.add_argument("--format", default="text", choices=["text", "quote"], help="our answers' --format (quote: also scores the model's own reply)")
     ap.add_argument("--samples", type=int, default=0, help="also answer with ask(samples=N) (self-consistency) and report its effect on accuracy")
     ap.add_argument("--out", default=str(HERE / "results_answers.md"))
     args = ap.parse_args(argv)
@@ -377,7 +382,7 @@ def main(argv=None) -> int:
         if not args.no_answers:
             aq = qs[: args.answer_questions] if args.answer_questions else qs
             params = GenerationParams(temperature=0.0, max_tokens=args.max_tokens, stop=STOP)
-            answers[(name, "ours")] = answer_ours(aq, ours_hits[answer_cfg][: len(aq)], backend, args.max_tokens)
+            answers[(name, "ours")] = answer_ours(aq, ours_hits[answer_cfg][: len(aq)], backend, args.max_tokens, args.format)
             if args.samples > 1:
                 answers[(name, "samples")] = answer_samples(aq, ours_hits[answer_cfg][: len(aq)], backend, args.max_tokens, args.samples)
             answers[(name, "langchain")] = [] if args.no_peer_answers else answer_peer(aq, peer_hits[: len(aq)], peer_chain(backend, params))
@@ -414,15 +419,20 @@ def write(args, corpora, configs, answer_cfg, rows, answers, ingest, checks, bac
             m = statistics.mean(rows[(n, c)]["mrr"] for n in names)
             lines.append(f"| *{group}* | {'LangChain' if c == 'langchain' else 'ours: ' + c} | {h:.3f} | {m:.3f} |  |  |  |  |")
     if answers:
-        lines += ["", f"## Answers (ours: `{answer_cfg}` retrieval, our `stuff` chain, prompt set `{args.prompt}`)", "",
-                  "| corpus | questions | ours correct | LangChain correct | difference | ours citation accuracy | s/answer ours | s/answer LangChain |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+        quote = args.format == "quote"
+        lines += ["", f"## Answers (ours: `{answer_cfg}` retrieval, our `stuff` chain, prompt set `{args.prompt}`, `--format {args.format}`)", "",
+                  *(["`--format quote` shows the passage sentence that matches the model's reply; the model's own reply (the same prompt, "
+                     "so the same as `--format text`) is scored in the last column.", ""] if quote else []),
+                  "| corpus | questions | ours correct | LangChain correct | difference | ours citation accuracy | s/answer ours | s/answer LangChain |"
+                  + (" ours, the model's own reply |" if quote else ""), "| --- | --- | --- | --- | --- | --- | --- | --- |" + (" --- |" if quote else "")]
         for n in [*tuning, *held]:
             a, b = answers[(n, "ours")], answers[(n, "langchain")]
             k = len(a) or 1
             pa, pb = sum(x["ok"] for x in a), sum(x["ok"] for x in b)
             peer = f"{pb} ({pb / k:.2f}) | {(pa - pb) / k:+.2f}" if b else "not run | "
             lines.append(f"| {n}{' (held out)' if n in held else ''} | {len(a)} | {pa} ({pa / k:.2f}) | {peer} | {sum(x['cited_ok'] for x in a) / k:.2f} | "
-                         f"{statistics.median(x['seconds'] for x in a):.1f} | {statistics.median(x['seconds'] for x in b) if b else 0:.1f} |")
+                         f"{statistics.median(x['seconds'] for x in a):.1f} | {statistics.median(x['seconds'] for x in b) if b else 0:.1f} |"
+                         + (f" {sum(x['generated_ok'] for x in a)} ({sum(x['generated_ok'] for x in a) / k:.2f}) |" if quote else ""))
         if args.samples > 1:
             lines += ["", f"## Self-consistency: `ask(samples={args.samples})` (temperature 0.7, majority answer) against one greedy answer", "",
                       "| corpus | questions | greedy correct | majority correct | any sample correct | mean agreement | correct when agreement ≥ 0.5 | correct when < 0.5 | s/answer |",

@@ -45,6 +45,7 @@ class LLMMagics(Configurable):
     retrieval = Unicode("hybrid", help="How chunks are found: hybrid (BM25 and embeddings, fused by reciprocal rank) or dense (embeddings only).").tag(config=True)
     expand = Int(1, help="Neighbouring chunks handed on with each match, each side (small-to-big); 0 for the matched chunk alone.").tag(config=True)
     chain_type = Unicode("stuff", help="Default chain type: stuff, refine, map_reduce or map_rerank.").tag(config=True)
+    format = Unicode("auto", help="Default --format of %%ask: text, quote (the passage sentence that says what the model answered), auto (quote for questions on the stuff chain; text for requests to summarize, explain, describe, compare, list or write, and other chains), or any output parser.").tag(config=True)
     temperature = Float(0.0, help="Sampling temperature; 0 is greedy.").tag(config=True)
     max_tokens = Int(256, help="Most tokens an answer may have.").tag(config=True)
     score_threshold = Float(0.25, help="Chunks less similar than this (cosine) count as not relevant.").tag(config=True)

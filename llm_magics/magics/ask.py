@@ -102,7 +102,7 @@ class AskMagics(Magics):
     @argument("--temperature", "-t", type=float, help="Sampling temperature; 0 is greedy.")
     @argument("--max-tokens", type=int, help="Most tokens in the answer.")
     @argument("--samples", type=int, default=1, help="Sample N answers at --temperature (default 0.7) and report their agreement and the majority answer.")
-    @argument("--format", "-f", default="text", help="Output parser: text, markdown, json, list, regex.")
+    @argument("--format", "-f", help="Output parser: text, markdown, json, list, regex, quote (the passage sentence that says what the model answered, with its number) or auto (default: LLMMagics.format).")
     @argument("--schema", help="For --format json: a variable holding a JSON Schema dict or a pydantic model class.")
     @argument("--no-history", action="store_true", help="Neither use nor update the conversation memory.")
     @argument("--no-retrieval", action="store_true", help="Ask the model alone, without documents.")

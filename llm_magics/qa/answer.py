@@ -107,8 +107,12 @@ class Answer:
 
         return RetrievalWidget(self)
 
+    def _unwritten_marks(self) -> str:
+        """The citation marks of cited sources the answer does not already carry (a quote ends with its own)."""
+        return "".join(f"[{s.number}]" for s in self.cited if f"[{s.number}]" not in self.answer) if self.grounded else ""
+
     def _repr_markdown_(self) -> str:
-        body = self.answer.strip() + (f" {self.marks}" if self.marks and self.grounded else "")
+        body = self.answer.strip() + (f" {self._unwritten_marks()}" if self._unwritten_marks() else "")
         lines = [body, ""]
         lines += [f"> {n}" for n in self._notes()]
         if self.sources:
@@ -118,8 +122,8 @@ class Answer:
 
     def _repr_html_(self) -> str:
         body = escape(self.answer.strip()).replace("\n", "<br>")
-        if self.marks and self.grounded:
-            body += f" <sup>{escape(self.marks)}</sup>"
+        if self._unwritten_marks():
+            body += f" <sup>{escape(self._unwritten_marks())}</sup>"
         parts = [f"<div class='llm-magics-answer'><p>{body}</p>"]
         parts += [f"<p style='color:#a15c00'>⚠ {escape(n)}</p>" for n in self._notes()]
         if self.sources:

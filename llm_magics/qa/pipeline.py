@@ -23,6 +23,7 @@ from . import support
 from .answer import Answer, AskInterrupted, Comparison, Source
 from .chain_types import LLM, ChainResult, ChainType, get_chain_type, prompts
 from .session import Session, current
+from .quote import auto_format
 
 #: Small models tend to go on with an invented next question; stop there.
 STOP = ("\nQuestion:",)
@@ -101,7 +102,7 @@ def ask(
     model: str | Backend | None = None,
     temperature: float | None = None,
     max_tokens: int | None = None,
-    format: str = "text",
+    format: str | None = None,
     schema: Any = None,
     memory: Any = DEFAULT,
     retrieval: bool = True,
@@ -121,7 +122,8 @@ def ask(
     ``memory``: the session's conversation memory by default, None for none, or a
     ``memory.Memory``. ``retrieval=False`` asks the model alone. ``hits`` skips retrieval
     (``--compare`` reuses one retrieval). ``stream_to(piece)`` receives the answer as it
-    is generated. ``format``/``schema`` choose an output parser (``Answer.parsed``).
+    is generated. ``format``/``schema`` choose an output parser (``Answer.parsed``); ``format``
+    defaults to ``LLMMagics.format``, and ``"auto"`` picks ``quote`` or ``text`` by the question.
     Raises ``AskInterrupted`` (a KeyboardInterrupt carrying the partial Answer) on an
     interrupt and ``GenerationError`` when the backend fails; memory is untouched then.
     ``samples=N`` (N > 1) samples N answers at ``temperature`` (0.7 by default) from the same
@@ -144,10 +146,15 @@ def ask(
     if not question or not question.strip():
         raise UsageError("Ask a question: put it in the cell body under %%ask, or after %ask on the line.")
     chain = get_chain_type(chain_type) if retrieval else None
+    format = format or s.format
+    if format == "auto":  # quote where the stuff chain answers a question, text for long-form requests (qa/quote.py)
+        format = auto_format(question, chain)
     parser_options = {"schema": schema} if schema is not None else {}
     if schema is not None and format != "json":
         raise UsageError(f"A schema only applies to --format json (got --format {format}).")
     parser = get_parser(format, **parser_options)
+    if parser.name == "quote" and (chain is None or chain.name != "stuff"):
+        raise UsageError("--format quote shows a sentence of the passages one prompt held: use it with --chain-type stuff, and retrieval on.")
     backend = model if isinstance(model, Backend) else backends.get_model(model)
     params = GenerationParams(
         temperature=s.temperature if temperature is None else float(temperature),
@@ -160,7 +167,7 @@ def ask(
     if params.max_tokens < 1:
         raise UsageError(f"--max-tokens must be at least 1, got {params.max_tokens}.")
     manager = callbacks if isinstance(callbacks, CallbackManager) else CallbackManager.for_run(callbacks)
-    llm = LLM(backend, params, manager, stream_to)
+    llm = LLM(backend, params, manager, stream_to, quote=parser.name == "quote")
     collection = collection or getattr(index, "collection", None) or getattr(index, "name", None)
     mem = current().memory(Session.key(session, collection)) if memory is DEFAULT else memory
     answer = Answer(question=question, answer="", chain_type=chain.name if chain else None, model=backend.model_id, extras={"format": parser.name})
@@ -172,12 +179,12 @@ def ask(
         result = _answer(run, hits)
         if result is None:  # nothing relevant: said so without a model call
             return _finish(run)
-        answer.raw = result.answer
+        answer.raw = result.extras.get("generated", result.answer)  # the model's words (--format quote shows a sentence)
         answer.answer = result.answer.strip()
         answer.sources = [Source.from_hit(i, h) for i, h in enumerate(result.used, 1)]
         answer.dropped = [Source.from_hit(0, h) for h in result.dropped]
         answer.extras.update(result.extras)
-        if parser.name not in ("text", "markdown"):
+        if not parser.prose:
             _parse(answer, parser, result, llm, OutputParserError)
         else:
             answer.parsed = parser.parse(answer.answer)
@@ -232,7 +239,11 @@ def _relevant(hits, s) -> list[Hit]:
 
 
 def _ground(answer: Answer, result: ChainResult) -> None:
-    grounded, cited, note = support.check(answer.answer, [src.text for src in answer.sources], result.cited)
+    # a quote is judged by what the model said (a sentence of the sources always matches them), and cites
+    # the passage it copies, not every passage sharing its words
+    quoted = "generated" in result.extras
+    grounded, cited, note = support.check(result.extras["generated"] if quoted else answer.answer, [src.text for src in answer.sources], result.cited)
+    cited = result.cited if quoted and result.cited else cited
     for src in answer.sources:
         src.cited = src.number in cited
     if not grounded:

@@ -17,7 +17,7 @@ from llm_magics.errors import UsageError
 
 def test_answer_carries_sources_prompts_usage_timings(scripted, index):
     scripted.enqueue("Rome is the capital of Italy.")
-    a = ask("What is the capital of Italy?", index=index, model="scripted")
+    a = ask("What is the capital of Italy?", index=index, model="scripted", format="text")  # --format quote: test_quote.py
     assert isinstance(a, Answer) and str(a) == "Rome is the capital of Italy."
     top = a.sources[0]
     assert (top.number, top.source, top.page, top.start_index, top.chunk_id) == (1, "italy.pdf", 2, 120, "c2")
@@ -73,8 +73,8 @@ def test_braces_and_format_strings_in_the_question_are_safe(scripted, index):
 
 def test_memory_follow_up_sees_the_previous_turn(scripted, index):
     scripted.enqueue("Paris is the capital of France.", "The Eiffel tower stands in Paris.")
-    ask("What is the capital of France?", index=index, model="scripted")
-    a = ask("What tower stands in that city?", index=index, model="scripted")
+    ask("What is the capital of France?", index=index, model="scripted", format="text")
+    a = ask("What tower stands in that city?", index=index, model="scripted", format="text")
     messages = scripted.calls[1]["messages"]
     assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]
     assert messages[2]["content"] == "Paris is the capital of France."
@@ -123,7 +123,7 @@ def test_interrupt_keeps_what_was_produced_and_skips_memory(scripted, index):
     scripted.enqueue("Paris is the capital of France.")
     seen = []
     with pytest.raises(AskInterrupted) as e:
-        ask("What is the capital of France?", index=index, model="scripted", stream_to=seen.append)
+        ask("What is the capital of France?", index=index, model="scripted", stream_to=seen.append, format="text")
     a = e.value.answer
     assert isinstance(e.value, KeyboardInterrupt)
     assert a.interrupted and a.answer == "Paris is the " == "".join(seen)
@@ -246,7 +246,7 @@ def test_callbacks_hear_every_event_and_a_broken_one_is_isolated(scripted, index
     rec = Recorder()
     manager = CallbackManager.for_run([rec, Broken(), "logging"])
     scripted.enqueue("Paris is the capital.")
-    a = ask("What is the capital of France?", index=index, model="scripted", callbacks=manager)
+    a = ask("What is the capital of France?", index=index, model="scripted", callbacks=manager, format="text")
     names = [e[0] for e in rec.events]
     assert names[0] == "on_chain_start" and names[-1] == "on_chain_end"
     for event in ("on_retriever_start", "on_retriever_end", "on_llm_start", "on_llm_new_token", "on_llm_end"):

@@ -11,7 +11,7 @@ from llm_magics.ingest.documents import Hit
 
 def test_stuff_puts_every_chunk_in_one_prompt_numbered(scripted, index):
     scripted.enqueue("Paris is the capital of France.")
-    a = ask("What is the capital of France?", index=index, model="scripted", k=3)
+    a = ask("What is the capital of France?", index=index, model="scripted", k=3, format="text")
     assert a.chain_type == "stuff"
     assert len(scripted.calls) == 1
     system, user = scripted.calls[0]["messages"]  # RetrievalQA's layout: the passages in the system message

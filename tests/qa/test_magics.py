@@ -40,7 +40,7 @@ def test_cell_magic_streams_and_returns_the_answer(shell, scripted, monkeypatch)
 
     monkeypatch.setattr(StreamDisplay, "interval", 0.0)  # show every piece
     scripted.enqueue("Paris is the capital of France.")
-    a = run(shell, "%%ask --index idx -o ans --model scripted\nWhat is the capital of France?")
+    a = run(shell, "%%ask --index idx -o ans --model scripted --format text\nWhat is the capital of France?")
     assert isinstance(a, Answer) and shell.user_ns["ans"] is a
     assert a.sources[0].source == "france.txt"
     # the display handle was created, updated with the streamed text, then cleared
@@ -49,6 +49,14 @@ def test_cell_magic_streams_and_returns_the_answer(shell, scripted, monkeypatch)
     assert texts[:3] == ["*…*", "*retrieving…*", "*stuff…*"]
     assert "Paris ▌" in texts and "Paris is the capital of France.▌" in texts
     assert updates and shell.shown[-1][0].get("text/html") == ""  # cleared: the Answer shows as the result
+
+
+def test_cell_magic_shows_a_quote_by_default_for_a_question(shell, scripted):
+    scripted.enqueue("It is Paris, I believe.")
+    a = run(shell, "%%ask --index idx -o ans --model scripted\nWhat is the capital of France?")
+    assert a.answer == "Paris is the capital of France. [1]" and a.raw == "It is Paris, I believe." and a.extras["format"] == "quote"
+    scripted.enqueue("France's capital is Paris.")
+    assert run(shell, "%%ask --index idx --model scripted\nSummarize what you know about France.").extras["format"] == "text"
 
 
 def test_interpolation_from_the_namespace(shell, scripted):

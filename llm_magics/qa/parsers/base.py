@@ -25,6 +25,9 @@ class OutputParser(Extension):
 
     kind: ClassVar[str] = "output_parser"
     retries: ClassVar[int] = 0
+    #: The reply is prose about the sources, checked against them (grounding, cited sources) as text is;
+    #: False: a structured value, read as a whole.
+    prose: ClassVar[bool] = False
 
     def instructions(self) -> str:
         """Format instructions for the prompt ('' for none)."""

@@ -1,4 +1,4 @@
-"""Built-in output parsers: ``text``, ``markdown``, ``json``, ``list`` and ``regex``."""
+"""Built-in output parsers: ``text``, ``markdown``, ``json``, ``quote``, ``list`` and ``regex``."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ class TextParser(OutputParser):
     """The reply as plain text, stripped."""
 
     name = "text"
+    prose = True
 
     def parse(self, text: str) -> str:
         return text.strip()
@@ -27,6 +28,7 @@ class MarkdownParser(OutputParser):
     """The reply as Markdown text (``Answer`` shows it rendered in a notebook)."""
 
     name = "markdown"
+    prose = True
 
     def instructions(self) -> str:
         return "Format the answer in Markdown."
@@ -164,6 +166,20 @@ def _json_values(text: str) -> list:
     return values
 
 
+class QuoteParser(OutputParser):
+    """The sentence of the passages that says what the model answered, with its number:
+    ``New members receive their access badge from Marta Ruiz, the lab manager, in room B214. [1]``.
+
+    The ``stuff`` chain does the quoting (``qa/quote.py``); the prompt is the usual one.
+    """
+
+    name = "quote"
+    prose = True
+
+    def parse(self, text: str) -> str:
+        return text.strip()
+
+
 class ListParser(OutputParser):
     """A list of strings: one item a line (bullets and numbers removed), or comma-separated."""
 
@@ -216,5 +232,5 @@ class RegexParser(OutputParser):
 
 @hookimpl
 def register_output_parsers(register):
-    for cls in (TextParser, MarkdownParser, JsonParser, ListParser, RegexParser):
+    for cls in (TextParser, MarkdownParser, JsonParser, QuoteParser, ListParser, RegexParser):
         register(cls)
