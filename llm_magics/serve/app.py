@@ -3,10 +3,13 @@
 Endpoints (the OpenAPI page is at ``/docs``):
 
 - ``GET /health``: ``{"status": "ok", ...}`` with what is served.
-- ``POST /ask`` ``{"question": ..., "collection"?, "k"?, "chain_type"?, "max_tokens"?}``: the
-  answer and its numbered sources, as JSON.
+- ``POST /ask`` ``{"question": ..., "collection"?, "k"?, "chain_type"?, "max_tokens"?, "format"?}``:
+  the answer and its numbered sources, as JSON.
 - ``POST /ask/stream``: the same as server-sent events: ``token`` events while the model
-  writes, then one ``answer`` event with the whole JSON answer (or an ``error`` event).
+  writes, then one ``answer`` event with the whole JSON answer (or an ``error`` event). A
+  question answered as a quote (``format`` "auto", the default, or "quote") comes as one
+  ``token`` event, the sentence, once the model has replied; ``"format": "text"`` streams the
+  model's own words token by token.
 - With a chain: ``POST /run`` ``{"inputs": {...}}`` and ``POST /run/stream``.
 
 Model calls run one at a time (a lock): a local model computes on all cores, and two
@@ -33,6 +36,7 @@ class AskRequest(BaseModel):
     k: int | None = Field(None, ge=1, le=100, description="How many chunks to retrieve.")
     chain_type: str | None = Field(None, description="stuff, refine, map_reduce or map_rerank.")
     max_tokens: int | None = Field(None, ge=1, le=4096, description="Most tokens in the answer.")
+    format: str | None = Field(None, description="text, markdown, quote or auto (default: the served settings' LLMMagics.format).")
 
 
 class RunRequest(BaseModel):
@@ -92,7 +96,7 @@ def create_app(chain: str | None = None, *, collection: str | None = None, model
         with _generation_lock:
             return ask(req.question, collection=req.collection or default_collection, k=req.k,
                        chain_type=req.chain_type, max_tokens=req.max_tokens, model=model,
-                       memory=None, stream_to=stream_to)
+                       format=req.format, memory=None, stream_to=stream_to)
 
     def do_run(req: RunRequest, stream_to: Callable[[str], None] | None = None):
         with _generation_lock:

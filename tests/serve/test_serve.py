@@ -60,7 +60,8 @@ def test_ask_answers_with_sources(served):
 
 
 def test_stream_sends_tokens_then_the_answer(served):
-    with httpx.stream("POST", f"{served.url}/ask/stream", json={"question": "How many nodes does the Heron GPU cluster have?", "max_tokens": 24}, timeout=120) as r:
+    body = {"question": "How many nodes does the Heron GPU cluster have?", "max_tokens": 24, "format": "text"}
+    with httpx.stream("POST", f"{served.url}/ask/stream", json=body, timeout=120) as r:
         assert r.headers["content-type"].startswith("text/event-stream")
         events = sse_events(r)
     kinds = [name for name, _ in events]
@@ -68,6 +69,17 @@ def test_stream_sends_tokens_then_the_answer(served):
     streamed = "".join(data["text"] for name, data in events if name == "token")
     assert streamed.strip() and events[-1][1]["sources"]
     assert events[-1][1]["answer"].strip() in streamed or streamed.strip().startswith(events[-1][1]["answer"].strip()[:10])
+
+
+def test_a_question_streams_its_quote_by_default(served):
+    """format "auto": the model replies unseen, then the sentence of the passages that says it comes as one token."""
+    body = {"question": "How many nodes does the Heron GPU cluster have?", "max_tokens": 24}
+    with httpx.stream("POST", f"{served.url}/ask/stream", json=body, timeout=120) as r:
+        events = sse_events(r)
+    assert [name for name, _ in events] == ["token", "answer"]
+    answer = events[-1][1]
+    assert events[0][1]["text"].strip() == answer["answer"].strip() and "8" in answer["answer"] and answer["answer"].endswith("[1]")
+    assert httpx.post(f"{served.url}/ask", json={**body, "format": "nonsense"}, timeout=60).status_code == 400
 
 
 def test_chain_run_and_stream(served):
