@@ -25,6 +25,11 @@ its speed is set by how fast the weights stream from memory. Measured on the
   bits of mantissa, so its KV cache differs slightly from float32's and greedy
   tokens can part on a near tie; `set_prefill(model, "float32")` keeps the
   prefill exact (bench_runtime.py --fast reports the agreement).
+  `set_decode(model, "int8")` makes the decode products round x to int8 blocks
+  and multiply integers, as llama.cpp does: the kernel is ~1.4x faster, a whole
+  SmolLM2 step barely (most of its time is outside the kernels), and greedy
+  tokens can part from float32's, so float32 activations stay the default
+  (docs/runtime_speed.md has the measurements).
 
 `prepare(model, dtype)` rewrites a Decoder or Encoder in place for one of
 "float32", "bfloat16", "int8" or "q4". The model's own code is unchanged: these
@@ -167,6 +172,7 @@ class BlockQuantLinear(nn.Module):
         self.register_buffer("mins", mins)
         self.bias = linear.bias
         self.prefill_dtype = _PREFILL["auto"]()
+        self.decode_int8 = _DECODE[DEFAULT_DECODE]()
 
     @classmethod
     def fits(cls, linear: nn.Linear) -> bool:
@@ -188,9 +194,11 @@ class BlockQuantLinear(nn.Module):
         if x2.shape[0] > self.MAX_KERNEL_ROWS:  # a prefill: one matmul, float32 out either way
             y = F.linear(x2.to(self.prefill_dtype), self.dequantize(threads, self.prefill_dtype)).float()
         elif self.kind == "q4":
-            y = kernels.q4_matmul(x2, self.codes, self.scales, self.mins, threads)
+            matmul = kernels.q4_matmul_q8x if self.decode_int8 else kernels.q4_matmul
+            y = matmul(x2, self.codes, self.scales, self.mins, threads)
         else:
-            y = kernels.q8_matmul(x2, self.codes, self.scales, threads)
+            matmul = kernels.q8_matmul_q8x if self.decode_int8 else kernels.q8_matmul
+            y = matmul(x2, self.codes, self.scales, threads)
         y = y.view(*lead, self.out_features).to(x.dtype)
         return y + self.bias if self.bias is not None else y
 
@@ -228,12 +236,36 @@ _PREFILL = {
 def set_prefill(model: nn.Module, dtype: str = "auto") -> int:
     """The dtype of a q4 model's prefill matmuls: "float32" (exact), "bfloat16", or "auto" (bf16 where
     the CPU multiplies it natively). Returns how many layers it set (0: not a q4 model)."""
-    if dtype not in _PREFILL:
-        raise ValueError(f"Unknown prefill dtype {dtype!r}. Choose one of: {', '.join(_PREFILL)}.")
+    return _set_layers(model, "prefill_dtype", _PREFILL, dtype, "prefill dtype")
+
+
+def _set_layers(model: nn.Module, attribute: str, choices: dict, name: str, what: str) -> int:
+    """Set ``attribute`` of every q4/q8 layer to ``choices[name]()``; how many layers it set."""
+    if name not in choices:
+        raise ValueError(f"Unknown {what} {name!r}. Choose one of: {', '.join(choices)}.")
     layers = [m for m in model.modules() if isinstance(m, BlockQuantLinear)]
     for m in layers:
-        m.prefill_dtype = _PREFILL[dtype]()
+        setattr(m, attribute, choices[name]())
     return len(layers)
+
+
+def _int8_dot_native() -> bool:
+    from . import kernels
+
+    return kernels.int8_dot_native()
+
+
+#: Whether a q4 model's decode products round x to int8 blocks (kernels/blockq.c), by name;
+#: "auto" does where the CPU has AVX512-VNNI (elsewhere plain C computes the same sums, slower).
+_DECODE = {"float32": lambda: False, "int8": lambda: True, "auto": _int8_dot_native}
+DEFAULT_DECODE = "float32"
+
+
+def set_decode(model: nn.Module, activations: str = DEFAULT_DECODE) -> int:
+    """The activations of a q4 model's decode products: "float32" (exact), "int8" (x rounded to int8
+    blocks of 32, integer dot products), or "auto" (int8 where the CPU has AVX512-VNNI).
+    Returns how many layers it set (0: not a q4 model)."""
+    return _set_layers(model, "decode_int8", _DECODE, activations, "decode activations")
 
 
 def prepare(model: nn.Module, dtype: str = "float32") -> nn.Module:

@@ -87,8 +87,12 @@ def _load():
     lib.q8_dequantize.argtypes = [P, P, P, I, I, I]
     lib.q4_dequantize_bf16.argtypes = [P, P, P, P, I, I, I]
     lib.q8_dequantize_bf16.argtypes = [P, P, P, I, I, I]
-    for fn in (lib.q4_matmul, lib.q8_matmul, lib.q4_dequantize, lib.q8_dequantize, lib.q4_dequantize_bf16, lib.q8_dequantize_bf16):
+    lib.q4_matmul_q8x.argtypes = [P, P, P, P, P, I, I, I, I]
+    lib.q8_matmul_q8x.argtypes = [P, P, P, P, I, I, I, I]
+    for fn in (lib.q4_matmul, lib.q8_matmul, lib.q4_dequantize, lib.q8_dequantize, lib.q4_dequantize_bf16,
+               lib.q8_dequantize_bf16, lib.q4_matmul_q8x, lib.q8_matmul_q8x):  # fmt: skip
         fn.restype = None
+    lib.q8x_native.argtypes, lib.q8x_native.restype = [], ctypes.c_int
     _lib = lib
     return lib
 
@@ -140,11 +144,40 @@ def q4_matmul(x: torch.Tensor, codes, scales, mins, threads: int) -> torch.Tenso
 
 
 def q8_matmul(x: torch.Tensor, codes, scales, threads: int) -> torch.Tensor:
+    return _product(_lib.q8_matmul, x, codes, scales, threads=threads)
+
+
+def int8_dot_native() -> bool:
+    """True when the int8-activation products run on AVX512-VNNI here (else on plain C loops,
+    which compute the same integer sums, slower)."""
+    return available() and bool(_lib.q8x_native())
+
+
+def quantize_activations(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """x (M, K) -> (codes (M, K) int8, scales (M, K/32)): the rounding the *_q8x products apply to x
+    (scale = amax/127 per block of 32, nearest, ties to even). In torch, for tests and reference."""
     M, K = x.shape
-    N = codes.shape[0]
-    y = torch.empty(M, N)
-    _lib.q8_matmul(codes.data_ptr(), scales.data_ptr(), x.data_ptr(), y.data_ptr(), M, N, K, threads)
+    blocks = x.float().reshape(M, K // BLOCK, BLOCK)
+    scale = blocks.abs().amax(-1) / 127
+    inverse = torch.where(scale > 0, 1 / scale, torch.zeros_like(scale))
+    return (blocks * inverse[..., None]).round().to(torch.int8).reshape(M, K), scale
+
+
+def _product(fn, x: torch.Tensor, *weights, threads: int) -> torch.Tensor:
+    """y (M, N) = fn(weights..., x, y, M, N, K, threads) for x (M, K) float32 contiguous."""
+    M, K = x.shape
+    y = torch.empty(M, weights[0].shape[0])
+    fn(*(w.data_ptr() for w in weights), x.data_ptr(), y.data_ptr(), M, y.shape[1], K, threads)
     return y
+
+
+def q4_matmul_q8x(x: torch.Tensor, codes, scales, mins, threads: int) -> torch.Tensor:
+    """x (M, K) float32 contiguous -> x @ Wᵀ (M, N), with x rounded to int8 blocks (see blockq.c)."""
+    return _product(_lib.q4_matmul_q8x, x, codes, scales, mins, threads=threads)
+
+
+def q8_matmul_q8x(x: torch.Tensor, codes, scales, threads: int) -> torch.Tensor:
+    return _product(_lib.q8_matmul_q8x, x, codes, scales, threads=threads)
 
 
 def _check_dtype(dtype: torch.dtype) -> None:

@@ -12,14 +12,18 @@
  *   q4:  d[b] * (q[b] . x[b]) + m[b] * sum(x[b])       (sum(x[b]) is shared by all rows)
  *   q8:  d[b] * (q[b] . x[b])
  *
- * Activations stay float32: no rounding of x, so results match a float32 matmul on
- * the dequantized weights up to the order of the additions. With AVX-512 a block is
- * two vectors of 16 floats; elsewhere plain C loops compute the same sums.
+ * In q4_matmul and q8_matmul activations stay float32: no rounding of x, so results match a
+ * float32 matmul on the dequantized weights up to the order of the additions. With AVX-512 a
+ * block is two vectors of 16 floats; elsewhere plain C loops compute the same sums.
+ * q4_matmul_q8x and q8_matmul_q8x (further down) round x to int8 blocks first and multiply
+ * integers, as llama.cpp does.
  * Output rows are shared between `threads` OpenMP threads.
  *
  * Every function takes M rows of x (M, K) and writes y (M, N).
  */
+#include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #ifdef __AVX512F__
 #include <immintrin.h>
@@ -110,6 +114,180 @@ void q8_matmul(const int8_t *codes, const float *d, const float *x, float *y, in
     for (int n = 0; n < N; n++)
         for (int r = 0; r < M; r++)
             y[(int64_t)r * N + n] = q8_row(codes + (int64_t)n * K, d + (int64_t)n * nblocks, x + (int64_t)r * K, nblocks);
+}
+
+/* ─── int8 activations (llama.cpp's Q8_1 idea) ───────────────────────────────────
+ *
+ * The float kernels above convert every 4-bit code to a float and are compute-bound. Here x is
+ * rounded once per call to int8 blocks, xq = round(x / dx) with dx = amax(|x[b]|) / 127, so a
+ * block's product is an integer dot product, which AVX512-VNNI does 64 bytes per instruction:
+ *
+ *   q4:  d[b] * dx[b] * (q[b] . xq[b]) + m[b] * sum(x[b])     (sum of the original floats)
+ *   q8:  d[b] * dx[b] * (q[b] . xq[b])
+ *
+ * The integer sums are the same on every CPU; only the float additions around them differ.
+ */
+
+/* x (rows * nblocks blocks of 32) -> int8 codes xq, scales dx and the float sums of each block. */
+static void quantize_x(const float *x, int8_t *xq, float *dx, float *xsum, int64_t nblocks) {
+    for (int64_t b = 0; b < nblocks; b++, x += BLOCK, xq += BLOCK) {
+        float amax = 0.0f, s = 0.0f;
+        for (int j = 0; j < BLOCK; j++) {
+            float a = x[j] < 0 ? -x[j] : x[j];
+            amax = a > amax ? a : amax;
+            s += x[j];
+        }
+        float d = amax / 127.0f, inv = d > 0 ? 1.0f / d : 0.0f;
+        for (int j = 0; j < BLOCK; j++) xq[j] = (int8_t)nearbyintf(x[j] * inv); /* nearest, ties to even */
+        dx[b] = d;
+        xsum[b] = s;
+    }
+}
+
+#if defined(__AVX512VNNI__) && defined(__AVX512BW__)
+/* Two blocks per 512-bit register: 64 codes times 64 int8 activations in one vpdpbusd, whose
+ * 16 int32 lanes hold sums of 4 products; lanes 0-7 belong to the first block, 8-15 to the second. */
+
+/* (d[0] * dx[0]) in lanes 0-7 and (d[1] * dx[1]) in lanes 8-15; the second is 0 for a lone block. */
+static inline __m512 pair_scales(const float *d, const float *dx, int two) {
+    const __m512i halves = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+    __m128 both = _mm_mul_ps(two ? _mm_castpd_ps(_mm_load_sd((const double *)d)) : _mm_load_ss(d),
+                             two ? _mm_castpd_ps(_mm_load_sd((const double *)dx)) : _mm_load_ss(dx));
+    return _mm512_permutexvar_ps(halves, _mm512_castps128_ps512(both));
+}
+
+/* Integer dots of two q4 blocks (32 packed bytes) with two blocks of xq (64 bytes), or of one. */
+static inline __m512i q4_pair_dot(const uint8_t *codes, const int8_t *xq, int two) {
+    const __m256i low_nibbles = _mm256_set1_epi8(0x0F);
+    __m256i packed = two ? _mm256_loadu_si256((const __m256i *)codes)
+                         : _mm256_zextsi128_si256(_mm_loadu_si128((const __m128i *)codes));
+    __m256i low = _mm256_and_si256(packed, low_nibbles);
+    __m256i high = _mm256_and_si256(_mm256_srli_epi16(packed, 4), low_nibbles);
+    __m512i q = _mm512_inserti64x4(_mm512_castsi256_si512(low), high, 1); /* low0 low1 high0 high1 */
+    q = _mm512_shuffle_i64x2(q, q, _MM_SHUFFLE(3, 1, 2, 0));                /* low0 high0 low1 high1 */
+    __m512i x = _mm512_maskz_loadu_epi8(two ? ~0ULL : 0xFFFFFFFFULL, xq);
+    return _mm512_dpbusd_epi32(_mm512_setzero_si512(), q, x);
+}
+
+/* Signed times signed: vpdpbusd wants unsigned bytes first, so |q| times x with q's sign
+ * (q and xq are in -127..127, so neither negation overflows). */
+static inline __m512i q8_pair_dot(const int8_t *codes, const int8_t *xq, int two) {
+    __mmask64 valid = two ? ~0ULL : 0xFFFFFFFFULL;
+    __m512i q = _mm512_maskz_loadu_epi8(valid, codes), x = _mm512_maskz_loadu_epi8(valid, xq);
+    __m512i x_signed = _mm512_mask_sub_epi8(x, _mm512_movepi8_mask(q), _mm512_setzero_si512(), x);
+    return _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_abs_epi8(q), x_signed);
+}
+
+/* sum(a[i] * b[i]) over n floats, 16 at a time. */
+static inline float dot_floats(const float *a, const float *b, int n) {
+    __m512 acc = _mm512_setzero_ps();
+    for (int i = 0; i < n; i += 16) {
+        __mmask16 valid = n - i >= 16 ? 0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+        acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(valid, a + i), _mm512_maskz_loadu_ps(valid, b + i), acc);
+    }
+    return _mm512_reduce_add_ps(acc);
+}
+
+/* acc + (the pair's integer dots) * (their scales), for blocks b and b + 1 (or b alone). */
+static inline __m512 q4_pair(__m512 acc, const uint8_t *codes, const float *d, const int8_t *xq, const float *dx, int b, int two) {
+    __m512i dot = q4_pair_dot(codes + b * HALF, xq + b * BLOCK, two);
+    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), pair_scales(d + b, dx + b, two), acc);
+}
+
+static inline __m512 q8_pair(__m512 acc, const int8_t *codes, const float *d, const int8_t *xq, const float *dx, int b, int two) {
+    __m512i dot = q8_pair_dot(codes + b * BLOCK, xq + b * BLOCK, two);
+    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), pair_scales(d + b, dx + b, two), acc);
+}
+
+/* Four blocks per step into two accumulators, so one pair's float add (4 cycles) does not wait
+ * for the previous pair's; then the last two blocks, or the last one. */
+static float q4_row_q8x(const uint8_t *codes, const float *d, const float *m, const int8_t *xq, const float *dx,
+                        const float *xsum, int nblocks) {
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+    int b = 0;
+    for (; b + 4 <= nblocks; b += 4) {
+        acc0 = q4_pair(acc0, codes, d, xq, dx, b, 1);
+        acc1 = q4_pair(acc1, codes, d, xq, dx, b + 2, 1);
+    }
+    if (b < nblocks) acc0 = q4_pair(acc0, codes, d, xq, dx, b, b + 1 < nblocks);
+    if (b + 2 < nblocks) acc1 = q4_pair(acc1, codes, d, xq, dx, b + 2, 0);
+    return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) + dot_floats(m, xsum, nblocks);
+}
+
+static float q8_row_q8x(const int8_t *codes, const float *d, const int8_t *xq, const float *dx, int nblocks) {
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+    int b = 0;
+    for (; b + 4 <= nblocks; b += 4) {
+        acc0 = q8_pair(acc0, codes, d, xq, dx, b, 1);
+        acc1 = q8_pair(acc1, codes, d, xq, dx, b + 2, 1);
+    }
+    if (b < nblocks) acc0 = q8_pair(acc0, codes, d, xq, dx, b, b + 1 < nblocks);
+    if (b + 2 < nblocks) acc1 = q8_pair(acc1, codes, d, xq, dx, b + 2, 0);
+    return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+}
+
+#else
+/* Portable C: the same integer sums. */
+
+static float q4_row_q8x(const uint8_t *codes, const float *d, const float *m, const int8_t *xq, const float *dx,
+                        const float *xsum, int nblocks) {
+    float sum = 0.0f;
+    for (int b = 0; b < nblocks; b++, codes += HALF, xq += BLOCK) {
+        int32_t dot = 0;
+        for (int j = 0; j < HALF; j++) dot += (codes[j] & 0xF) * xq[j] + (codes[j] >> 4) * xq[j + HALF];
+        sum += d[b] * dx[b] * (float)dot + m[b] * xsum[b];
+    }
+    return sum;
+}
+
+static float q8_row_q8x(const int8_t *codes, const float *d, const int8_t *xq, const float *dx, int nblocks) {
+    float sum = 0.0f;
+    for (int b = 0; b < nblocks; b++, codes += BLOCK, xq += BLOCK) {
+        int32_t dot = 0;
+        for (int j = 0; j < BLOCK; j++) dot += codes[j] * xq[j];
+        sum += d[b] * dx[b] * (float)dot;
+    }
+    return sum;
+}
+#endif
+
+/* 1 when the int8-activation products above use VNNI instructions (else they are plain C). */
+int q8x_native(void) {
+#if defined(__AVX512VNNI__) && defined(__AVX512BW__)
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+/* y (M, N) = x (M, K) @ W.T for a q4 W, with x rounded to int8 blocks first. */
+void q4_matmul_q8x(const uint8_t *codes, const float *d, const float *m, const float *x, float *y,
+                   int M, int N, int K, int threads) {
+    const int nblocks = K / BLOCK;
+    int8_t *xq = malloc((size_t)M * K + 2 * sizeof(float) * M * nblocks); /* xq, then dx and xsum */
+    float *dx = (float *)(xq + (size_t)M * K), *xsum = dx + M * nblocks;  /* K is a multiple of 32: aligned */
+    quantize_x(x, xq, dx, xsum, (int64_t)M * nblocks);
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
+    for (int n = 0; n < N; n++)
+        for (int r = 0; r < M; r++)
+            y[(int64_t)r * N + n] = q4_row_q8x(codes + (int64_t)n * nblocks * HALF, d + (int64_t)n * nblocks,
+                                               m + (int64_t)n * nblocks, xq + (int64_t)r * K, dx + r * nblocks,
+                                               xsum + r * nblocks, nblocks);
+    free(xq);
+}
+
+/* y (M, N) = x (M, K) @ W.T for a q8 W, with x rounded to int8 blocks first. */
+void q8_matmul_q8x(const int8_t *codes, const float *d, const float *x, float *y, int M, int N, int K, int threads) {
+    const int nblocks = K / BLOCK;
+    int8_t *xq = malloc((size_t)M * K + 2 * sizeof(float) * M * nblocks);
+    float *dx = (float *)(xq + (size_t)M * K), *xsum = dx + M * nblocks;
+    quantize_x(x, xq, dx, xsum, (int64_t)M * nblocks);
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
+    for (int n = 0; n < N; n++)
+        for (int r = 0; r < M; r++)
+            y[(int64_t)r * N + n] = q8_row_q8x(codes + (int64_t)n * K, d + (int64_t)n * nblocks, xq + (int64_t)r * K,
+                                               dx + r * nblocks, nblocks);
+    free(xq);
 }
 
 /* The float32 weights back, W (N, K): for prefills, which run as one large matmul. */
