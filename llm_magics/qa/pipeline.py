@@ -23,7 +23,7 @@ from . import support
 from .answer import Answer, AskInterrupted, Comparison, Source
 from .chain_types import LLM, ChainResult, ChainType, get_chain_type, prompts
 from .session import Session, current
-from .quote import auto_format
+from .quote import auto_format, quote
 
 #: Small models tend to go on with an invented next question; stop there.
 STOP = ("\nQuestion:",)
@@ -167,7 +167,8 @@ def ask(
     if params.max_tokens < 1:
         raise UsageError(f"--max-tokens must be at least 1, got {params.max_tokens}.")
     manager = callbacks if isinstance(callbacks, CallbackManager) else CallbackManager.for_run(callbacks)
-    llm = LLM(backend, params, manager, stream_to, quote=parser.name == "quote")
+    quoting = parser.name == "quote"  # the reply is not streamed: the sentence that says it is, afterwards
+    llm = LLM(backend, params, manager, None if quoting else stream_to)
     collection = collection or getattr(index, "collection", None) or getattr(index, "name", None)
     mem = current().memory(Session.key(session, collection)) if memory is DEFAULT else memory
     answer = Answer(question=question, answer="", chain_type=chain.name if chain else None, model=backend.model_id, extras={"format": parser.name})
@@ -179,6 +180,8 @@ def ask(
         result = _answer(run, hits)
         if result is None:  # nothing relevant: said so without a model call
             return _finish(run)
+        if quoting:
+            _quote(result, question, llm, stream_to)
         answer.raw = result.extras.get("generated", result.answer)  # the model's words (--format quote shows a sentence)
         answer.answer = result.answer.strip()
         answer.sources = [Source.from_hit(i, h) for i, h in enumerate(result.used, 1)]
@@ -236,6 +239,17 @@ def _best(hits) -> float:
 
 def _relevant(hits, s) -> list[Hit]:
     return [h for h in hits if h.score >= s.score_threshold]
+
+
+def _quote(result: ChainResult, question: str, llm: LLM, stream_to) -> None:
+    """--format quote: the answer becomes the sentence of the passages that says what the model
+    replied, citing its passage; ``extras["generated"]`` keeps the reply (qa/quote.py)."""
+    passages = [Source.from_hit(i, h) for i, h in enumerate(result.used, 1)]  # numbered as in the prompt
+    result.extras["generated"] = result.answer
+    result.answer, number = quote(result.answer, question, passages)
+    result.cited = [number] if number else []
+    llm.final_text, llm.first_answer_at, llm.stream_to = "", None, stream_to  # what the user sees starts now
+    llm.emit(result.answer)
 
 
 def _ground(answer: Answer, result: ChainResult) -> None:

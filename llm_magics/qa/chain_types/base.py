@@ -60,11 +60,9 @@ class LLM:
     adds up tokens; ``partial`` is the text of the call in progress.
     """
 
-    def __init__(self, backend: Backend, params: GenerationParams, callbacks=None, stream_to: Callable[[str], None] | None = None,
-                 system: str = prompts.SYSTEM, quote: bool = False):  # fmt: skip
+    def __init__(self, backend: Backend, params: GenerationParams, callbacks=None, stream_to: Callable[[str], None] | None = None, system: str = prompts.SYSTEM):
         from ..callbacks import CallbackManager
 
-        self.quote = quote  # --format quote: a chain that supports it shows a sentence of its passages (qa/quote.py)
         self.backend = backend
         self.params = params
         self.callbacks = callbacks or CallbackManager()
@@ -120,14 +118,12 @@ class LLM:
         out: list[Message] = [{"role": "system", "content": system}] if system else []
         return out + list(history) + [{"role": "user", "content": user}]
 
-    def generate(self, user: str, *, step: str, history: Sequence[Message] = (), final: bool = False, system: str | None = None, stream: bool = True) -> str:
+    def generate(self, user: str, *, step: str, history: Sequence[Message] = (), final: bool = False, system: str | None = None) -> str:
         """Send ``user`` (after the system prompt, ``system`` for this call if given, and
         ``history``) and return the reply."""
-        return self.chat(self.messages(user, history, system), step=step, final=final, stream=stream)
+        return self.chat(self.messages(user, history, system), step=step, final=final)
 
-    def chat(self, messages: list[Message], *, step: str, final: bool = False, stream: bool = True) -> str:
-        """One model call. ``final``: it writes the answer (streamed to the cell, its attention kept);
-        ``stream=False``: the answer is shown later instead (``emit``), as ``--format quote`` does."""
+    def chat(self, messages: list[Message], *, step: str, final: bool = False) -> str:
         usage = Usage()
         pieces: list[str] = []
         self.partial = ""
@@ -142,7 +138,7 @@ class LLM:
                     continue
                 pieces.append(piece)
                 self.partial += piece
-                if final and stream:
+                if final:
                     self.first_answer_at = self.first_answer_at or time.perf_counter()
                     self.final_text += piece
                     if self.stream_to is not None:

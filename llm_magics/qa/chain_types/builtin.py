@@ -77,15 +77,8 @@ class Stuff(ChainType):
             dropped = list(hits[1:])
             extras["truncated"] = 1
         system, user = self._prompts(question, used, instructions)
-        if not getattr(llm, "quote", False):
-            answer = llm.generate(user, step="stuff", history=history, final=True, system=system)
-            return ChainResult(answer, [c.hit for c in used], dropped, final_messages=llm.prompts[-1]["messages"], extras=extras)
-        from ..quote import quote  # --format quote: the model's reply, shown as the passage sentence that says it
-
-        extras["generated"] = llm.generate(user, step="stuff", history=history, final=True, stream=False, system=system)
-        answer, number = quote(extras["generated"], question, used)
-        llm.emit(answer)
-        return ChainResult(answer, [c.hit for c in used], dropped, cited=[number] if number else [], final_messages=llm.prompts[-1]["messages"], extras=extras)
+        answer = llm.generate(user, step="stuff", history=history, final=True, system=system)
+        return ChainResult(answer, [c.hit for c in used], dropped, final_messages=llm.prompts[-1]["messages"], extras=extras)
 
 
 class Refine(ChainType):

@@ -166,18 +166,14 @@ def _json_values(text: str) -> list:
     return values
 
 
-class QuoteParser(OutputParser):
+class QuoteParser(TextParser):
     """The sentence of the passages that says what the model answered, with its number:
     ``New members receive their access badge from Marta Ruiz, the lab manager, in room B214. [1]``.
 
-    The ``stuff`` chain does the quoting (``qa/quote.py``); the prompt is the usual one.
+    ``ask`` does the quoting (``qa/quote.py``) once the ``stuff`` chain has replied; the prompt is the usual one.
     """
 
     name = "quote"
-    prose = True
-
-    def parse(self, text: str) -> str:
-        return text.strip()
 
 
 class ListParser(OutputParser):
