@@ -78,6 +78,8 @@ def measure_fast(repeats: int, quick: bool, out: Path) -> None:
     new_tokens, ttft_len, prefill_len = (8, 100, 64) if quick else (64, 1000, 512)
     spec = resolve("smollm2")
     q4 = runtime.load(spec, dtype="q4")
+    q4_int8 = runtime.load(spec, dtype="q4")
+    quantize.set_decode(q4_int8.module, "int8")  # x rounded to int8 blocks in the products, as llama.cpp does
     fp32 = runtime.load(spec, dtype="float32")
     hf = transformers.AutoModelForCausalLM.from_pretrained(str(spec.path.parent), gguf_file=spec.path.name).eval()
     try:
@@ -117,37 +119,46 @@ def measure_fast(repeats: int, quick: bool, out: Path) -> None:
     # ── decode ──
     decode = {}
     for threads in (2, 1):
-        sides = {"ours q4": ours(q4, new_tokens, threads), "ours fp32": ours(fp32, new_tokens, threads),
-                 "transformers fp32": hf_gen(new_tokens, threads)}  # fmt: skip
+        sides = {"ours q4": ours(q4, new_tokens, threads), "ours q4 int8": ours(q4_int8, new_tokens, threads),
+                 "ours fp32": ours(fp32, new_tokens, threads), "transformers fp32": hf_gen(new_tokens, threads)}  # fmt: skip
         if threads in llamas:
             sides["llama.cpp Q4_1"] = llama_gen(llamas[threads], new_tokens)
         t = _alternate(sides, repeats)
         decode[threads] = {k: new_tokens / v for k, v in t.items()}
         print(f"decode, {threads} thread(s):", {k: round(v, 1) for k, v in decode[threads].items()}, flush=True)
     best_llama = max((decode[n].get("llama.cpp Q4_1", 0) for n in (1, 2)), default=0)
-    rows.append("| What | ours q4 | ours fp32 | transformers fp32 | llama.cpp Q4_1 | q4 / llama.cpp |")
-    rows.append("| --- | --- | --- | --- | --- | --- |")
+    rows.append("| What | ours q4 | ours q4, int8 activations | ours fp32 | transformers fp32 | llama.cpp Q4_1 | "
+                "q4 / llama.cpp | q4 int8 / llama.cpp |")  # fmt: skip
+    rows.append("| --- | --- | --- | --- | --- | --- | --- | --- |")
+
+    def ratios(ours_q4, ours_int8, lc):
+        return (f"{lc:.1f}", f"{ours_q4 / lc:.2f}x", f"{ours_int8 / lc:.2f}x") if lc else ("n/a", "n/a", "n/a")
+
     for threads in (2, 1):
         d = decode[threads]
-        lc = d.get("llama.cpp Q4_1")
-        peer, ratio = (f"{lc:.1f}", f"{d['ours q4'] / lc:.2f}x") if lc else ("n/a", "n/a")
+        peer, ratio, ratio8 = ratios(d["ours q4"], d["ours q4 int8"], d.get("llama.cpp Q4_1"))
         rows.append(f"| decode tok/s, {threads} thread{'s' * (threads > 1)} ({new_tokens} tokens) | {d['ours q4']:.1f} | "
-                    f"{d['ours fp32']:.1f} | {d['transformers fp32']:.1f} | {peer} | {ratio} |")  # fmt: skip
+                    f"{d['ours q4 int8']:.1f} | {d['ours fp32']:.1f} | {d['transformers fp32']:.1f} | {peer} | {ratio} | "
+                    f"{ratio8} |")  # fmt: skip
     if best_llama:
-        best_ours = max(decode[n]["ours q4"] for n in (1, 2))
-        rows.append(f"| best of 1 and 2 threads | {best_ours:.1f} | | | {best_llama:.1f} | {best_ours / best_llama:.2f}x |")
+        best = {side: max(decode[n][side] for n in (1, 2)) for side in ("ours q4", "ours q4 int8")}
+        peer, ratio, ratio8 = ratios(best["ours q4"], best["ours q4 int8"], best_llama)
+        rows.append(f"| best of 1 and 2 threads | {best['ours q4']:.1f} | {best['ours q4 int8']:.1f} | | | {peer} | {ratio} | "
+                    f"{ratio8} |")  # fmt: skip
 
     # ── time to first token, long prompt ──
     long_ids = (q4.encode(" ".join(PROMPTS) + " ") * 40)[:ttft_len]
-    sides = {"ours q4": ours(q4, 1, 2, long_ids), "ours fp32": ours(fp32, 1, 2, long_ids),
-             "transformers fp32": hf_gen(1, 2, long_ids)}  # fmt: skip
+    sides = {"ours q4": ours(q4, 1, 2, long_ids), "ours q4 int8": ours(q4_int8, 1, 2, long_ids),
+             "ours fp32": ours(fp32, 1, 2, long_ids), "transformers fp32": hf_gen(1, 2, long_ids)}  # fmt: skip
     if 2 in llamas:
         sides["llama.cpp Q4_1"] = llama_gen(llamas[2], 1, long_ids)
     t = _alternate(sides, repeats)
     lc = t.get("llama.cpp Q4_1")
     peer, ratio = (f"{lc:.2f}", f"{lc / t['ours q4']:.2f}x") if lc else ("n/a", "n/a")
-    rows.append(f"| time to first token (s), {ttft_len}-token prompt, 2 threads | {t['ours q4']:.2f} | {t['ours fp32']:.2f} | "
-                f"{t['transformers fp32']:.2f} | {peer} | {ratio} |")  # fmt: skip
+    ratio8 = f"{lc / t['ours q4 int8']:.2f}x" if lc else "n/a"
+    rows.append(f"| time to first token (s), {ttft_len}-token prompt, 2 threads | {t['ours q4']:.2f} | {t['ours q4 int8']:.2f} | "
+                f"{t['ours fp32']:.2f} | {t['transformers fp32']:.2f} | {peer} | {ratio} (llama.cpp's time / ours) | "
+                f"{ratio8} |")  # fmt: skip
     print("ttft", t, flush=True)
 
     # ── prefill ──
@@ -166,17 +177,22 @@ def measure_fast(repeats: int, quick: bool, out: Path) -> None:
 
     t = _alternate({"ours q4": prefill(q4.module), "ours fp32": prefill(fp32.module), "hf": hf_prefill}, repeats)
     p = {k: prefill_len / v for k, v in t.items()}
-    rows.append(f"| prefill tok/s, {prefill_len} tokens, 2 threads | {p['ours q4']:.1f} | {p['ours fp32']:.1f} | {p['hf']:.1f} | | "
-                f"q4 / transformers {p['ours q4'] / p['hf']:.2f}x, fp32 / transformers {p['ours fp32'] / p['hf']:.2f}x |")  # fmt: skip
+    rows.append(f"| prefill tok/s, {prefill_len} tokens, 2 threads | {p['ours q4']:.1f} | (as q4) | {p['ours fp32']:.1f} | "
+                f"{p['hf']:.1f} | | q4 / transformers {p['ours q4'] / p['hf']:.2f}x, fp32 / transformers "
+                f"{p['ours fp32'] / p['hf']:.2f}x | |")  # fmt: skip
     print("prefill", p, flush=True)
 
     # ── agreement and bandwidth ──
     prefix, equal = agreement(fp32, q4, 16 if quick else 64)
+    prefix8, equal8 = agreement(fp32, q4_int8, 16 if quick else 64)
+    probe = q4.generate(ids, max_new_tokens=2, stop_token_ids=[], stream=True)
+    probe.read()
+    fused_used = probe.timings["fused_decode"]
     bw = bandwidth_gbs(256 if quick else 1024)
     bound = []
-    for name, lm in (("q4", q4), ("float32", fp32)):
+    for name, lm, side in (("q4", q4, "ours q4"), ("q4, int8 activations", q4_int8, "ours q4 int8"), ("float32", fp32, "ours fp32")):
         nbytes = weight_bytes_per_token(lm.module)
-        best = max(decode[n]["ours " + ("q4" if name == "q4" else "fp32")] for n in (1, 2))
+        best = max(decode[n][side] for n in (1, 2))
         limit = bw["read"] * 1e9 / nbytes
         bound.append(f"| {name} | {nbytes / 1e6:.0f} MB | {limit:.0f} tok/s | {best:.1f} tok/s | {best / limit:.0%} |")
     lines = [
@@ -184,7 +200,10 @@ def measure_fast(repeats: int, quick: bool, out: Path) -> None:
         "",
         f"q4 against our float32 path, greedy, {len(PROMPTS)} prompts x {16 if quick else 64} tokens: tokens equal "
         f"before the first difference per prompt {prefix}; {equal:.1%} of all positions equal "
-        f"(q4's prefill matmuls in {'bfloat16: this CPU has bf16 units' if quantize.native_bf16() else 'float32'}).",
+        f"(q4's prefill matmuls in {'bfloat16: this CPU has bf16 units' if quantize.native_bf16() else 'float32'}). "
+        f"q4 with int8 activations: {prefix8} per prompt; {equal8:.1%} of all positions equal.",
+        "",
+        f"Decode steps of the q4 columns run as one C call each (runtime/fused.py): {'yes' if fused_used else 'no'}.",
         "",
         f"Memory bandwidth (read, a large torch sum): {bw['read']:.1f} GB/s.",
         "",

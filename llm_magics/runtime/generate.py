@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from . import fused
 from .capture import GenerationRecorder
 from .threads import ThreadGovernor
 
@@ -175,6 +176,16 @@ class Generation:
             finally:
                 torch.set_num_threads(before)
 
+        # A q4 model's decode steps run in one C call each (fused.py), unless attention is recorded.
+        fused_step = fused.for_model(model) if recorder is None else None
+        self.timings["fused_decode"] = fused_step is not None
+
+        def decode(token: int, pos: int) -> torch.Tensor:
+            """The logits (V,) after `token` at position `pos`, which joins the KV cache."""
+            if fused_step is not None:
+                return fused_step(token, pos, cache, governor.threads() if governor is not None else None)
+            return forward(torch.tensor([[token]]), start_pos=pos, kv_cache=cache, capture=recorder)[0, -1]
+
         t0 = time.perf_counter()
         logits = forward(torch.tensor([self.prompt_ids]), kv_cache=cache, capture=recorder, last_only=True)[0, -1]  # (V,)
         self.timings["prefill_s"] = time.perf_counter() - t0
@@ -197,7 +208,7 @@ class Generation:
             yield token
             if step == max_new - 1:
                 break
-            logits = forward(torch.tensor([[token]]), start_pos=pos, kv_cache=cache, capture=recorder)[0, -1]  # (V,)
+            logits = decode(token, pos)  # (V,)
             pos += 1
         if self.finish_reason is None:
             self.finish_reason = "length"

@@ -246,6 +246,8 @@ def _set_layers(model: nn.Module, attribute: str, choices: dict, name: str, what
     layers = [m for m in model.modules() if isinstance(m, BlockQuantLinear)]
     for m in layers:
         setattr(m, attribute, choices[name]())
+    if hasattr(model, "_fused_step"):
+        model._fused_step = None  # fused.py built its step with the old settings
     return len(layers)
 
 
@@ -288,4 +290,5 @@ def prepare(model: nn.Module, dtype: str = "float32") -> nn.Module:
         if not kernels.available():  # no C compiler: the closest torch path
             return prepare(model, "int8")
         _replace_linears(model, lambda linear: BlockQuantLinear(linear) if BlockQuantLinear.fits(linear) else None)
+        model.fused_decode = True  # decode steps in one C call where fused.py supports the model
     return model

@@ -169,3 +169,29 @@ def test_ask_and_percent_ask_take_the_registry_name(qwen, ip):
     assert "Paris" in str(answer) and "qwen2.5-coder-0.5b" in answer.model
     ip.run_cell("%%ask --model qwen2.5-coder-0.5b --no-retrieval --no-history --max-tokens 12 -o a\nWhat is the capital of Italy? Answer in one word.").raise_error()
     assert "Rome" in str(ip.user_ns["a"])
+
+
+def test_fused_decode_step_matches_the_modules(qwen):
+    """The q4 model's C decode step (runtime/fused.py) on qwen2's shapes: q/k/v biases, 14 query
+    heads sharing 2 key/value heads, a 151,936-token vocabulary. Same logits as Decoder.forward to
+    float rounding, and the same greedy tokens as the module path."""
+    from llm_magics.runtime import fused, quantize
+    from llm_magics.runtime.api import LanguageModel
+
+    from .test_fast_decode import module_and_fused_logits
+
+    shared = {id(p): p for p in qwen.module.parameters()}
+    module = quantize.prepare(copy.deepcopy(qwen.module, shared), "q4")
+    assert fused.supported(module) is None and module.blocks[0].attn.qkv.bias is not None
+    q4 = LanguageModel(module, qwen.tokenizer, name="qwen-q4", path=qwen.path, dtype="q4")
+    pairs, (ours, theirs) = module_and_fused_logits(q4, PROMPTS[3], 4, 2)
+    for want, got in pairs:
+        assert (got - want).abs().max() <= 1e-5 * want.abs().max()
+        assert got.argmax() == want.argmax()
+    assert torch.allclose(ours.k, theirs.k, rtol=1e-4, atol=1e-5)
+    with_fused = q4.generate(PROMPTS[1], max_new_tokens=12, stop_token_ids=[], stream=True)
+    with_fused.read()
+    module.fused_decode = False
+    plain = q4.generate(PROMPTS[1], max_new_tokens=12, stop_token_ids=[], stream=True)
+    plain.read()
+    assert with_fused.timings["fused_decode"] and with_fused.token_ids == plain.token_ids

@@ -1,6 +1,7 @@
-"""Block-quantized matrix products in C (blockq.c), for decoding a token fast on a CPU.
+"""Block-quantized matrix products in C (blockq.c), and a whole decode step built on them
+(step.c), for decoding a token fast on a CPU.
 
-blockq.c is compiled on first use with the system C compiler (about a second) into
+blockq.c and step.c are compiled on first use with the system C compiler (about a second) into
 $LLM_MAGICS_CACHE/kernels/, keyed by the source, the compiler and the machine's
 CPU flags, and loaded with ctypes: no torch headers, no build step at install time.
 Where no compiler is found, `available()` is False and callers use torch's own ops.
@@ -30,7 +31,7 @@ import torch
 
 log = logging.getLogger(__name__)
 
-SOURCE = Path(__file__).with_name("blockq.c")
+SOURCES = [Path(__file__).with_name(name) for name in ("blockq.c", "step.c")]
 BLOCK = 32
 _lib = None
 _failed: str | None = None
@@ -56,14 +57,15 @@ def _build() -> Path:
     if compiler is None:
         raise RuntimeError("no C compiler (gcc or cc) on PATH")
     flags = ["-O3", "-march=native", "-fopenmp", "-shared", "-fPIC"]
-    key = hashlib.sha256(SOURCE.read_bytes() + " ".join([compiler, *flags, _cpu_flags()]).encode()).hexdigest()[:16]
+    source = b"".join(path.read_bytes() for path in SOURCES)
+    key = hashlib.sha256(source + " ".join([compiler, *flags, _cpu_flags()]).encode()).hexdigest()[:16]
     target = _cache_dir() / f"blockq-{key}.so"
     if target.exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:  # build aside, then rename: atomic
         built = Path(tmp) / target.name
-        result = subprocess.run([compiler, *flags, "-o", str(built), str(SOURCE)], capture_output=True, text=True)
+        result = subprocess.run([compiler, *flags, "-o", str(built), *map(str, SOURCES)], capture_output=True, text=True)
         if result.returncode != 0:
             raise RuntimeError(f"{compiler} failed: {result.stderr.strip()[:500]}")
         os.replace(built, target)
@@ -93,6 +95,7 @@ def _load():
                lib.q8_dequantize_bf16, lib.q4_matmul_q8x, lib.q8_matmul_q8x):  # fmt: skip
         fn.restype = None
     lib.q8x_native.argtypes, lib.q8x_native.restype = [], ctypes.c_int
+    lib.decode_step.argtypes, lib.decode_step.restype = [P, P, P, P, P, I, I, I], None
     _lib = lib
     return lib
 
@@ -178,6 +181,12 @@ def q4_matmul_q8x(x: torch.Tensor, codes, scales, mins, threads: int) -> torch.T
 
 def q8_matmul_q8x(x: torch.Tensor, codes, scales, threads: int) -> torch.Tensor:
     return _product(_lib.q8_matmul_q8x, x, codes, scales, threads=threads)
+
+
+def decode_step(model_address: int, x, logits, k_cache, v_cache, pos: int, max_len: int, threads: int) -> None:
+    """step.c's decode_step on a qmodel struct at `model_address` (see runtime/fused.py, which builds it)."""
+    _lib.decode_step(model_address, x.data_ptr(), logits.data_ptr(), k_cache.data_ptr(), v_cache.data_ptr(), pos,
+                     max_len, threads)  # fmt: skip
 
 
 def _check_dtype(dtype: torch.dtype) -> None:
