@@ -55,6 +55,10 @@ CONFIGS = {
     # the document title and section path embedded with each chunk (LLMMagics.embed_headings; the stored text unchanged)
     "expand1+headings": dict(splitter="markdown", chunk_size=400, chunk_overlap=60, mode="dense", expand=1, headings=True),
     "hybrid+expand1+headings": dict(splitter="markdown", chunk_size=400, chunk_overlap=60, mode="hybrid", expand=1, headings=True),
+    # the fusion named (the entries above use the library's default, LLMMagics.fusion: convex since 2026-12-02)
+    "rrf+expand1+headings": dict(splitter="markdown", chunk_size=400, chunk_overlap=60, mode="hybrid", fusion="rrf", expand=1, headings=True),
+    "convex+expand1+headings": dict(splitter="markdown", chunk_size=400, chunk_overlap=60, mode="hybrid", fusion="convex", expand=1, headings=True),
+    "convex+expand2+headings": dict(splitter="markdown", chunk_size=400, chunk_overlap=60, mode="hybrid", fusion="convex", expand=2, headings=True),
 }
 
 
@@ -145,7 +149,7 @@ def ours_index(name: str, docs: Path, cfg: dict, embedder):
 
 
 def ours_search(index, question: str, cfg: dict, budget: int, count) -> list:
-    return index.search(question, mode=cfg["mode"], expand=cfg["expand"], budget=budget, count_tokens=count)
+    return index.search(question, mode=cfg["mode"], expand=cfg["expand"], budget=budget, count_tokens=count, fusion=cfg.get("fusion"))
 
 
 def langchain_embeddings(embedder):

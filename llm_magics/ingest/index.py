@@ -171,16 +171,18 @@ class Index:
         expand: int | None = None,
         budget: int | None = None,
         count_tokens=None,
+        fusion: str | None = None,
     ) -> list[Hit]:
         """The chunks that best match ``query``, best first (see ``ingest/retrieval.py``).
 
         Each ``Hit`` has ``.text``, ``.score`` (cosine) and ``.metadata`` (``source`` as
         given, ``page`` for PDFs, ``start_index``, ...). ``where`` filters on metadata in
         Chroma's syntax, e.g. ``{"source": "guide.pdf"}``. ``mode`` is ``"hybrid"`` (BM25
-        and embeddings fused by reciprocal rank) or ``"dense"``; ``expand`` widens each
+        and embeddings fused) or ``"dense"``; ``fusion`` is hybrid's: ``"convex"`` (normalised
+        scores, equal weights) or ``"rrf"`` (reciprocal rank); ``expand`` widens each
         match to that many neighbouring chunks each side; with ``budget`` and
         ``count_tokens(text)``, hits fill ``budget`` tokens instead of being ``k``.
-        Defaults: ``LLMMagics.retrieval``, ``.expand`` and ``.k``.
+        Defaults: ``LLMMagics.retrieval``, ``.fusion``, ``.expand`` and ``.k``.
         """
         from . import retrieval
 
@@ -191,7 +193,10 @@ class Index:
         mode = mode or getattr(s, "retrieval", "hybrid")
         if mode not in ("hybrid", "dense"):
             raise UsageError(f"Retrieval mode must be hybrid or dense, not {mode!r}.")
-        settings = retrieval.RetrievalSettings(mode=mode, expand=getattr(s, "expand", 0) if expand is None else int(expand), budget=budget if count_tokens is not None else None)
+        fusion = fusion or getattr(s, "fusion", "convex")
+        if fusion not in retrieval.FUSIONS:
+            raise UsageError(f"Fusion must be convex or rrf, not {fusion!r}.")
+        settings = retrieval.RetrievalSettings(mode=mode, fusion=fusion, expand=getattr(s, "expand", 0) if expand is None else int(expand), budget=budget if count_tokens is not None else None)
         hits = retrieval.search(self, query, k, where, settings, count_tokens)
         return [Hit(h.text, h.score, _public(h.metadata), h.id) for h in hits]
 

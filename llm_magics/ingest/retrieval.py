@@ -4,8 +4,15 @@
 (``bench/bench_answers.py``) can show what each is worth:
 
 - **hybrid** search: the dense (cosine) ranking and a lexical BM25 ranking (the ``bm25s``
-  library) are fused by reciprocal rank (RRF, Cormack et al. 2009). BM25 finds the exact
-  identifiers (``sqlite3_busy_timeout``, ``core.hooksPath``) that a small embedder blurs.
+  library) are fused. BM25 finds the exact identifiers (``sqlite3_busy_timeout``,
+  ``core.hooksPath``) that a small embedder blurs. The default fusion is a convex
+  combination of the two scores with equal weights (Bruch et al. 2023, "An Analysis of
+  Fusion Functions for Hybrid Retrieval"): cosine min-max normalised over its candidates,
+  BM25 divided by its best (its least is 0, no match, so a few lexical candidates are not
+  stretched to 0..1): a chunk that one ranking scores far above the rest stays near the
+  top. Reciprocal rank fusion (RRF, Cormack et al. 2009; ``fusion="rrf"``) uses ranks
+  only, so a chunk that one ranking finds, however clearly, falls below chunks both rank
+  middling (bench/results_retrieval_tuning.md).
 - **small-to-big**: a matched chunk is handed on with its neighbours in the same document
   (``expand`` chunks each side, joined exactly by ``start_index``), and a chunk that is
   already inside an earlier window is not handed on twice.
@@ -35,6 +42,11 @@ if TYPE_CHECKING:
 
 #: RRF's constant: 60 in the paper and in most libraries; larger flattens the fusion.
 RRF_K = 60
+#: The dense score's weight in the convex fusion (the lexical one has ``1 - DENSE_WEIGHT``):
+#: equal weights, not tuned (0.4 and 0.6 were measured, bench/results_retrieval_tuning.md).
+DENSE_WEIGHT = 0.5
+#: How hybrid search fuses its two rankings: "convex" (normalised scores) or "rrf" (ranks).
+FUSIONS = ("convex", "rrf")
 #: Tokens a hit costs beyond its text in a prompt ("[3] " and the blank line after it).
 PER_HIT_TOKENS = 4
 #: A last hit cut to fewer tokens than this is dropped instead (a stub helps nobody).
@@ -155,16 +167,50 @@ def rrf(rankings: Sequence[Sequence[str]], k: int = RRF_K) -> list[tuple[str, fl
     return sorted(scores.items(), key=lambda kv: -kv[1])
 
 
-def hybrid(dense: list[Hit], lexical: list[tuple[str, float]], records: dict[str, dict], query_vector: "np.ndarray", vectors: Callable[[list[str]], dict[str, "np.ndarray"]], k: int) -> list[Hit]:
-    """Fuse a dense ranking (``Hit``s with ids) and a lexical one into ``k`` hits.
+def _scale(scored: Sequence[tuple[str, float]], floor: float | None = None) -> dict[str, float]:
+    """Scores rescaled so the best is 1.0 and ``floor`` (default: the list's least) is 0.0
+    (all 1.0 when they are equal)."""
+    if not scored:
+        return {}
+    values = [s for _, s in scored]
+    lo, hi = (min(values) if floor is None else floor), max(values)
+    return {i: (s - lo) / (hi - lo) if hi > lo else 1.0 for i, s in scored}
+
+
+def convex(rankings: Sequence[Sequence[tuple[str, float]]], weights: Sequence[float], floors: Sequence[float | None] | None = None) -> list[tuple[str, float]]:
+    """Convex combination fusion: ``sum(w * scaled score)`` over the rankings, best first.
+
+    Each ranking's scores are rescaled to 0..1 over its own candidates (from ``floors[i]``,
+    a score's least possible value, or else the candidates' least, to their best), so cosine
+    and BM25 are on one scale; a chunk missing from a ranking gets 0 from it. Ties keep the
+    order of first appearance (the first ranking's first).
+    """
+    scores: dict[str, float] = {}
+    for scored, w, floor in zip(rankings, weights, floors or [None] * len(rankings)):
+        for id_, s in _scale(scored, floor).items():
+            scores[id_] = scores.get(id_, 0.0) + w * s
+        for id_, _ in scored:
+            scores.setdefault(id_, 0.0)
+    return sorted(scores.items(), key=lambda kv: -kv[1])
+
+
+def hybrid(dense: list[Hit], lexical: list[tuple[str, float]], records: dict[str, dict], query_vector: "np.ndarray", vectors: Callable[[list[str]], dict[str, "np.ndarray"]], k: int, fusion: str = "convex") -> list[Hit]:
+    """Fuse a dense ranking (``Hit``s with ids and cosine scores) and a lexical one (``(id, bm25)``) into ``k`` hits.
 
     Every hit keeps a cosine ``score`` (lexical-only hits get theirs from their stored
-    vector), so a score threshold means the same in both modes; the order is RRF's.
+    vector), so a score threshold means the same in both modes; the order is the fusion's
+    (``"convex"``: normalised scores, equal weights; ``"rrf"``: reciprocal ranks).
     """
     import numpy as np
 
     by_id = {h.id: h for h in dense}
-    fused = rrf([[h.id for h in dense], [i for i, _ in lexical]])[:k]
+    if fusion == "convex":
+        # cosine: min-max over its candidates; BM25: from 0 (no match), its least possible score
+        fused = convex([[(h.id, h.score) for h in dense], lexical], (DENSE_WEIGHT, 1.0 - DENSE_WEIGHT), (None, 0.0))[:k]
+    elif fusion == "rrf":
+        fused = rrf([[h.id for h in dense], [i for i, _ in lexical]])[:k]
+    else:
+        raise ValueError(f"fusion must be one of {', '.join(FUSIONS)}, not {fusion!r}")
     missing = [i for i, _ in fused if i not in by_id]
     if missing:
         found = vectors(missing)
@@ -303,7 +349,8 @@ def pack(hits: Sequence[Hit], budget: int, count: Callable[[str], int], per_hit:
 class RetrievalSettings:
     """How ``Index.search`` finds and hands on chunks (each part can be switched off)."""
 
-    mode: str = "hybrid"  # "dense" (cosine only) or "hybrid" (cosine + BM25, fused by RRF)
+    mode: str = "hybrid"  # "dense" (cosine only) or "hybrid" (cosine + BM25, fused)
+    fusion: str = "convex"  # hybrid's fusion: "convex" (normalised scores, equal weights) or "rrf"
     candidates: int = 40  # hits each ranking contributes before fusion and packing
     expand: int = 0  # neighbouring chunks added on each side of a hit (small-to-big)
     budget: int | None = None  # tokens to fill (needs count_tokens); None: a fixed k
@@ -351,7 +398,7 @@ def search(index, query: str, k: int, where: dict | None, settings: RetrievalSet
         def vectors(ids: list[str]) -> dict:
             return {r["id"]: r["vector"] for r in store.get(ids=ids, vectors=True)}
 
-        hits = hybrid(hits, found, records, vector, vectors, n)
+        hits = hybrid(hits, found, records, vector, vectors, n, settings.fusion)
     elif settings.mode != "dense":
         raise ValueError(f"retrieval mode must be 'dense' or 'hybrid', not {settings.mode!r}")
     if settings.expand > 0:

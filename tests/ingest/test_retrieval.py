@@ -156,3 +156,34 @@ def test_index_search_uses_the_settings_and_takes_options(topic_index):
     assert rank_of(index.search(query, 3, expand=0), "QX_RELAXED_WALK") is not None
     with pytest.raises(UsageError, match="hybrid or dense"):
         index.search(query, mode="sparse")
+
+
+def test_convex_fusion_keeps_a_clear_lexical_winner_above_middling_agreement():
+    # x is BM25's clear best but only fifth by cosine; b is second in both. RRF (ranks only)
+    # puts b first; the convex fusion of normalised scores keeps x first.
+    dense = [("a", 0.80), ("b", 0.78), ("c", 0.70), ("d", 0.60), ("x", 0.55), ("y", 0.30)]
+    lexical = [("x", 12.0), ("b", 3.0), ("z", 2.0)]
+    assert retrieval.rrf([[i for i, _ in dense], [i for i, _ in lexical]])[0][0] == "b"
+    fused = retrieval.convex([dense, lexical], (0.5, 0.5))
+    assert fused[0] == ("x", pytest.approx(0.5 * 0.5 + 0.5 * 1.0))
+    assert {i for i, _ in fused} == {"a", "b", "c", "d", "x", "y", "z"}
+    assert dict(fused)["y"] == 0.0 and dict(fused)["z"] == 0.0  # each list's minimum, absent from the other
+    assert retrieval.convex([[("p", 1.0), ("q", 1.0)]], (1.0,)) == [("p", 1.0), ("q", 1.0)]  # equal scores: no division by zero
+    # BM25 from 0 (its least possible score): two lexical candidates are not stretched to 1 and 0
+    fused = dict(retrieval.convex([dense, [("x", 4.0), ("b", 3.0)]], (0.5, 0.5), (None, 0.0)))
+    assert fused["b"] == pytest.approx(0.5 * 0.96 + 0.5 * 0.75) and fused["b"] > fused["x"]
+
+
+def test_default_fusion_is_convex_and_ranks_the_identifier_higher_than_rrf(topic_index):
+    from llm_magics import UsageError, config
+
+    index, _ = topic_index
+    assert config.settings().fusion == "convex"
+    query = "How long does QX_RELAXED_WALK make the connection wait on a busy lock?"  # dense ranks it low
+    convex = index.search(query, 8, expand=0)
+    rrf = index.search(query, 8, expand=0, fusion="rrf")
+    assert [h.id for h in convex] == [h.id for h in index.search(query, 8, expand=0, fusion="convex")]
+    assert rank_of(convex, "QX_RELAXED_WALK") == 1  # BM25's clear best
+    assert rank_of(rrf, "QX_RELAXED_WALK") > 1  # below chunks both rankings put in the middle
+    with pytest.raises(UsageError, match="convex or rrf"):
+        index.search(query, fusion="borda")
