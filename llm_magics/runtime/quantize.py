@@ -258,14 +258,14 @@ def _int8_dot_native() -> bool:
 
 
 #: Whether a q4 model's decode products round x to int8 blocks (kernels/blockq.c), by name;
-#: "auto" does where the CPU has AVX512-VNNI (elsewhere plain C computes the same sums, slower).
+#: "auto" does where the CPU has AVX512-VNNI or AVX2 (elsewhere plain C computes the same sums, slower).
 _DECODE = {"float32": lambda: False, "int8": lambda: True, "auto": _int8_dot_native}
 DEFAULT_DECODE = "float32"
 
 
 def set_decode(model: nn.Module, activations: str = DEFAULT_DECODE) -> int:
     """The activations of a q4 model's decode products: "float32" (exact), "int8" (x rounded to int8
-    blocks of 32, integer dot products), or "auto" (int8 where the CPU has AVX512-VNNI).
+    blocks of 32, integer dot products), or "auto" (int8 where the CPU has AVX512-VNNI or AVX2).
     Returns how many layers it set (0: not a q4 model)."""
     return _set_layers(model, "decode_int8", _DECODE, activations, "decode activations")
 

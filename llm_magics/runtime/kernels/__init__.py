@@ -151,8 +151,8 @@ def q8_matmul(x: torch.Tensor, codes, scales, threads: int) -> torch.Tensor:
 
 
 def int8_dot_native() -> bool:
-    """True when the int8-activation products run on AVX512-VNNI here (else on plain C loops,
-    which compute the same integer sums, slower)."""
+    """True when the int8-activation products run on SIMD integer dot products here (AVX512-VNNI
+    or AVX2), else on plain C loops, which compute the same integer sums, slower."""
     return available() and bool(_lib.q8x_native())
 
 

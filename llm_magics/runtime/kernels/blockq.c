@@ -14,7 +14,8 @@
  *
  * In q4_matmul and q8_matmul activations stay float32: no rounding of x, so results match a
  * float32 matmul on the dequantized weights up to the order of the additions. With AVX-512 a
- * block is two vectors of 16 floats; elsewhere plain C loops compute the same sums.
+ * block is two vectors of 16 floats, with AVX2 four of 8; elsewhere plain C loops compute the
+ * same sums.
  * q4_matmul_q8x and q8_matmul_q8x (further down) round x to int8 blocks first and multiply
  * integers, as llama.cpp does.
  * Output rows are shared between `threads` OpenMP threads.
@@ -25,12 +26,36 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#ifdef __AVX512F__
+#if defined(__AVX512F__) || defined(__AVX2__)
 #include <immintrin.h>
 #endif
 
 #define BLOCK 32
 #define HALF 16
+
+#ifdef __AVX2__
+/* The sum of a vector's 8 floats. */
+static inline __attribute__((unused)) float hsum8(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+}
+
+/* sum(a[i] * b[i]) over n floats, 8 at a time. */
+static inline __attribute__((unused)) float dot_floats8(const float *a, const float *b, int n) {
+    __m256 acc = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 8 <= n; i += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc);
+    float sum = hsum8(acc);
+    for (; i < n; i++) sum += a[i] * b[i];
+    return sum;
+}
+
+/* 8 bytes (the low half of `bytes`) as 8 floats. */
+static inline __attribute__((unused)) __m256 bytes8_to_floats(__m128i bytes, int is_signed) {
+    return _mm256_cvtepi32_ps(is_signed ? _mm256_cvtepi8_epi32(bytes) : _mm256_cvtepu8_epi32(bytes));
+}
+#endif
 
 #ifdef __AVX512F__
 /* AVX-512: one block is two vectors of 16 floats. */
@@ -65,6 +90,37 @@ static float q8_row(const int8_t *codes, const float *d, const float *x, int nbl
         acc = _mm512_fmadd_ps(_mm512_set1_ps(d[b]), dot, acc);
     }
     return _mm512_reduce_add_ps(acc);
+}
+
+#elif defined(__AVX2__) && defined(__FMA__)
+/* AVX2: one block is four vectors of 8 floats. */
+
+static float q4_row(const uint8_t *codes, const float *d, const float *m, const float *x, const float *xsum, int nblocks) {
+    const __m128i low_nibbles = _mm_set1_epi8(0x0F);
+    __m256 acc = _mm256_setzero_ps();
+    for (int b = 0; b < nblocks; b++, codes += HALF, x += BLOCK) {
+        __m128i packed = _mm_loadu_si128((const __m128i *)codes);
+        __m128i low = _mm_and_si128(packed, low_nibbles), high = _mm_and_si128(_mm_srli_epi16(packed, 4), low_nibbles);
+        __m256 first = _mm256_fmadd_ps(bytes8_to_floats(low, 0), _mm256_loadu_ps(x),
+                                       _mm256_mul_ps(bytes8_to_floats(_mm_srli_si128(low, 8), 0), _mm256_loadu_ps(x + 8)));
+        __m256 second = _mm256_fmadd_ps(bytes8_to_floats(high, 0), _mm256_loadu_ps(x + HALF),
+                                        _mm256_mul_ps(bytes8_to_floats(_mm_srli_si128(high, 8), 0), _mm256_loadu_ps(x + 24)));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d[b]), _mm256_add_ps(first, second), acc);
+    }
+    return hsum8(acc) + dot_floats8(m, xsum, nblocks);
+}
+
+static float q8_row(const int8_t *codes, const float *d, const float *x, int nblocks) {
+    __m256 acc = _mm256_setzero_ps();
+    for (int b = 0; b < nblocks; b++, codes += BLOCK, x += BLOCK) {
+        __m128i lo = _mm_loadu_si128((const __m128i *)codes), hi = _mm_loadu_si128((const __m128i *)(codes + HALF));
+        __m256 first = _mm256_fmadd_ps(bytes8_to_floats(lo, 1), _mm256_loadu_ps(x),
+                                       _mm256_mul_ps(bytes8_to_floats(_mm_srli_si128(lo, 8), 1), _mm256_loadu_ps(x + 8)));
+        __m256 second = _mm256_fmadd_ps(bytes8_to_floats(hi, 1), _mm256_loadu_ps(x + HALF),
+                                        _mm256_mul_ps(bytes8_to_floats(_mm_srli_si128(hi, 8), 1), _mm256_loadu_ps(x + 24)));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d[b]), _mm256_add_ps(first, second), acc);
+    }
+    return hsum8(acc);
 }
 
 #else
@@ -226,6 +282,54 @@ static float q8_row_q8x(const int8_t *codes, const float *d, const int8_t *xq, c
     return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
 }
 
+#elif defined(__AVX2__) && defined(__FMA__)
+/* AVX2 (llama.cpp's way on CPUs without VNNI): a block's 32 codes times its 32 int8 activations by
+ * vpmaddubsw (unsigned x signed bytes -> sums of 2 as int16; at most 2 * 15 * 127 or 2 * 127 * 127,
+ * no saturation) and vpmaddwd by ones (-> sums of 4 as int32). */
+
+/* Integer dot of a q4 block (16 packed bytes) with 32 int8 activations: 8 int32 partial sums. */
+static inline __m256i q4_block_dot(const uint8_t *codes, const int8_t *xq) {
+    const __m128i low_nibbles = _mm_set1_epi8(0x0F);
+    __m128i packed = _mm_loadu_si128((const __m128i *)codes);
+    __m256i q = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(packed, 4), low_nibbles), _mm_and_si128(packed, low_nibbles));
+    __m256i x = _mm256_loadu_si256((const __m256i *)xq);
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(q, x), _mm256_set1_epi16(1));
+}
+
+/* Signed times signed: |q| times x with q's sign (q, xq in -127..127). */
+static inline __m256i q8_block_dot(const int8_t *codes, const int8_t *xq) {
+    __m256i q = _mm256_loadu_si256((const __m256i *)codes), x = _mm256_loadu_si256((const __m256i *)xq);
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(q, q), _mm256_sign_epi8(x, q)), _mm256_set1_epi16(1));
+}
+
+/* Two blocks per step into two accumulators, so one block's float add does not wait for the last. */
+static float q4_row_q8x(const uint8_t *codes, const float *d, const float *m, const int8_t *xq, const float *dx,
+                        const float *xsum, int nblocks) {
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    int b = 0;
+    for (; b + 2 <= nblocks; b += 2) {
+        acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(q4_block_dot(codes + b * HALF, xq + b * BLOCK)), _mm256_set1_ps(d[b] * dx[b]), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(q4_block_dot(codes + (b + 1) * HALF, xq + (b + 1) * BLOCK)),
+                               _mm256_set1_ps(d[b + 1] * dx[b + 1]), acc1);
+    }
+    if (b < nblocks)
+        acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(q4_block_dot(codes + b * HALF, xq + b * BLOCK)), _mm256_set1_ps(d[b] * dx[b]), acc0);
+    return hsum8(_mm256_add_ps(acc0, acc1)) + dot_floats8(m, xsum, nblocks);
+}
+
+static float q8_row_q8x(const int8_t *codes, const float *d, const int8_t *xq, const float *dx, int nblocks) {
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    int b = 0;
+    for (; b + 2 <= nblocks; b += 2) {
+        acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(q8_block_dot(codes + b * BLOCK, xq + b * BLOCK)), _mm256_set1_ps(d[b] * dx[b]), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(q8_block_dot(codes + (b + 1) * BLOCK, xq + (b + 1) * BLOCK)),
+                               _mm256_set1_ps(d[b + 1] * dx[b + 1]), acc1);
+    }
+    if (b < nblocks)
+        acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(q8_block_dot(codes + b * BLOCK, xq + b * BLOCK)), _mm256_set1_ps(d[b] * dx[b]), acc0);
+    return hsum8(_mm256_add_ps(acc0, acc1));
+}
+
 #else
 /* Portable C: the same integer sums. */
 
@@ -251,9 +355,10 @@ static float q8_row_q8x(const int8_t *codes, const float *d, const int8_t *xq, c
 }
 #endif
 
-/* 1 when the int8-activation products above use VNNI instructions (else they are plain C). */
+/* 1 when the int8-activation products above use SIMD integer dot products (AVX512-VNNI or AVX2),
+ * 0 when they are plain C. */
 int q8x_native(void) {
-#if defined(__AVX512VNNI__) && defined(__AVX512BW__)
+#if (defined(__AVX512VNNI__) && defined(__AVX512BW__)) || (defined(__AVX2__) && defined(__FMA__))
     return 1;
 #else
     return 0;
