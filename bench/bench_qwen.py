@@ -40,7 +40,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 MODEL = "qwen2.5-coder-0.5b"
-SIDES = ("ours-fp32", "ours-int8", "ours-q4", "transformers-fp32", "llama.cpp-2t", "llama.cpp-1t")  # q4: where quantize.DTYPES has it
+SIDES = ("ours-fp32", "ours-int8", "ours-q4", "ours-q4int8", "transformers-fp32", "llama.cpp-2t", "llama.cpp-1t")  # q4: where quantize.DTYPES has it
 
 
 # ─── one side, in its own process ─────────────────────────────────────────────
@@ -54,7 +54,12 @@ def load_side(side: str, path: Path):
     if side.startswith("ours"):
         from llm_magics import runtime
 
-        lm = runtime.load(path, dtype=side.split("-")[1].replace("fp32", "float32"))  # float32, int8 or q4
+        from llm_magics.runtime import quantize
+
+        dtype = side.split("-")[1].replace("fp32", "float32").replace("q4int8", "q4")  # float32, int8 or q4
+        lm = runtime.load(path, dtype=dtype)
+        if side == "ours-q4int8":  # q4 with int8 activations in the decode products, as llama.cpp does
+            quantize.set_decode(lm.module, "int8")
         fixed = {"threads": 2} if "threads" in inspect.signature(lm.generate).parameters else {}  # not "auto"
         return lambda ids, n: lm.generate(ids, max_new_tokens=n, stop_token_ids=[], stop_on_loop=False, **fixed)
     if side.startswith("transformers"):
@@ -133,7 +138,7 @@ def prompt_ids(n_tokens: int) -> list[int]:
 
 
 def available(side: str) -> bool:
-    if side == "ours-q4":
+    if side in ("ours-q4", "ours-q4int8"):
         from llm_magics.runtime import quantize
 
         return "q4" in quantize.DTYPES

@@ -26,10 +26,10 @@ its speed is set by how fast the weights stream from memory. Measured on the
   tokens can part on a near tie; `set_prefill(model, "float32")` keeps the
   prefill exact (bench_runtime.py --fast reports the agreement).
   `set_decode(model, "int8")` makes the decode products round x to int8 blocks
-  and multiply integers, as llama.cpp does: the kernel is ~1.4x faster, a whole
-  SmolLM2 step barely (most of its time is outside the kernels), and greedy
-  tokens can part from float32's, so float32 activations stay the default
-  (docs/runtime_speed.md has the measurements).
+  and multiply integers, as llama.cpp does: 1.04-1.24x faster per SmolLM2 step
+  on the machines measured, but greedy tokens can part from float32's, so
+  float32 activations stay the default (docs/runtime_speed.md has the measurements).
+  A q4 model's decode steps run as one C call each (fused.py), not module by module.
 
 `prepare(model, dtype)` rewrites a Decoder or Encoder in place for one of
 "float32", "bfloat16", "int8" or "q4". The model's own code is unchanged: these
