@@ -22,6 +22,10 @@
 The lexical index is derived data: it is rebuilt from the vector store's visible chunks
 whenever the store's manifest changes (an add, a delete, an interrupted write), so it can
 never disagree with the store, survives any crash, and needs no protocol of its own.
+
+The module is over 400 lines because it is one recipe read top to bottom: the lexical index,
+the two fusions, small-to-big and packing each feed the next, and ``search`` at the end runs
+them in that order.
 """
 
 from __future__ import annotations
