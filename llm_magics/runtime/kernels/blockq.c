@@ -302,18 +302,25 @@ static inline __m256i q8_block_dot(const int8_t *codes, const int8_t *xq) {
     return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(q, q), _mm256_sign_epi8(x, q)), _mm256_set1_epi16(1));
 }
 
+/* acc + (block b's integer dots) * (its scales). */
+static inline __m256 q4_block(__m256 acc, const uint8_t *codes, const float *d, const int8_t *xq, const float *dx, int b) {
+    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(q4_block_dot(codes + b * HALF, xq + b * BLOCK)), _mm256_set1_ps(d[b] * dx[b]), acc);
+}
+
+static inline __m256 q8_block(__m256 acc, const int8_t *codes, const float *d, const int8_t *xq, const float *dx, int b) {
+    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(q8_block_dot(codes + b * BLOCK, xq + b * BLOCK)), _mm256_set1_ps(d[b] * dx[b]), acc);
+}
+
 /* Two blocks per step into two accumulators, so one block's float add does not wait for the last. */
 static float q4_row_q8x(const uint8_t *codes, const float *d, const float *m, const int8_t *xq, const float *dx,
                         const float *xsum, int nblocks) {
     __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
     int b = 0;
     for (; b + 2 <= nblocks; b += 2) {
-        acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(q4_block_dot(codes + b * HALF, xq + b * BLOCK)), _mm256_set1_ps(d[b] * dx[b]), acc0);
-        acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(q4_block_dot(codes + (b + 1) * HALF, xq + (b + 1) * BLOCK)),
-                               _mm256_set1_ps(d[b + 1] * dx[b + 1]), acc1);
+        acc0 = q4_block(acc0, codes, d, xq, dx, b);
+        acc1 = q4_block(acc1, codes, d, xq, dx, b + 1);
     }
-    if (b < nblocks)
-        acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(q4_block_dot(codes + b * HALF, xq + b * BLOCK)), _mm256_set1_ps(d[b] * dx[b]), acc0);
+    if (b < nblocks) acc0 = q4_block(acc0, codes, d, xq, dx, b);
     return hsum8(_mm256_add_ps(acc0, acc1)) + dot_floats8(m, xsum, nblocks);
 }
 
@@ -321,12 +328,10 @@ static float q8_row_q8x(const int8_t *codes, const float *d, const int8_t *xq, c
     __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
     int b = 0;
     for (; b + 2 <= nblocks; b += 2) {
-        acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(q8_block_dot(codes + b * BLOCK, xq + b * BLOCK)), _mm256_set1_ps(d[b] * dx[b]), acc0);
-        acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(q8_block_dot(codes + (b + 1) * BLOCK, xq + (b + 1) * BLOCK)),
-                               _mm256_set1_ps(d[b + 1] * dx[b + 1]), acc1);
+        acc0 = q8_block(acc0, codes, d, xq, dx, b);
+        acc1 = q8_block(acc1, codes, d, xq, dx, b + 1);
     }
-    if (b < nblocks)
-        acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(q8_block_dot(codes + b * BLOCK, xq + b * BLOCK)), _mm256_set1_ps(d[b] * dx[b]), acc0);
+    if (b < nblocks) acc0 = q8_block(acc0, codes, d, xq, dx, b);
     return hsum8(_mm256_add_ps(acc0, acc1));
 }
 
