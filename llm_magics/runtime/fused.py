@@ -51,13 +51,13 @@ def _ptr(tensor: torch.Tensor | None) -> int | None:
 
 def _qlinear(layer: BlockQuantLinear) -> _QLinear:
     return _QLinear(
-        kind=0 if layer.kind == "q4" else 1,
+        kind={"q4": 0, "q8": 1, "q5": 2}[layer.kind],
         int8_x=int(layer.decode_int8),
         n=layer.out_features,
         k=layer.in_features,
         codes=layer.codes.data_ptr(),
         d=_ptr(layer.scales),
-        m=_ptr(layer.mins) if layer.kind == "q4" else None,
+        m=_ptr(layer.mins) if layer.kind != "q8" else None,
         bias=_ptr(layer.bias),
     )
 

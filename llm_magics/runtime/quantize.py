@@ -13,9 +13,11 @@ its speed is set by how fast the weights stream from memory. Measured on the
 * int8 weight-only, one scale per output row, through `torch._weight_int8pack_mm`
   (bf16 activations): a quarter of the bytes.
 * q4: llama.cpp's own block formats, run by a small C kernel (kernels/blockq.c):
-  4-bit codes with a float32 scale and minimum per 32 weights (Q4_1), or 8-bit
-  codes with a scale (Q8_0) for a matrix that 4 bits cannot hold exactly. A GGUF's
-  Q4_1/Q4_K and Q8_0 tensors fit these exactly, so the weights are the float32
+  4-bit codes with a float32 scale and minimum per 32 weights (Q4_1), 5-bit codes
+  likewise (Q5_1's layout) for a matrix 4 bits cannot hold exactly, or 8-bit codes
+  with a scale (Q8_0) for one that 5 bits cannot hold either. A GGUF's Q4_0/Q4_1/Q4_K,
+  Q5_0/Q5_1 and Q8_0 tensors fit these exactly (kernels.pack_exact finds each block's
+  step), so the weights are the float32
   path's weights; activations stay float32, so greedy decoding follows the
   float32 path (tests/runtime/test_fast_decode.py measures how closely).
   About a fifth of the float32 bytes. Prefills (several rows) dequantize each
@@ -146,7 +148,7 @@ class Int8Linear(nn.Module):
 
 
 class BlockQuantLinear(nn.Module):
-    """nn.Linear on block-quantized weights: q4 where that is exact, q8 otherwise (see kernels/).
+    """nn.Linear on block-quantized weights: q4 or q5 where that is exact, q8 otherwise (see kernels/).
 
     One to `MAX_KERNEL_ROWS` rows (decoding) go through the C kernel, which reads the codes
     directly; more rows (a prefill) dequantize W and run one matmul in `prefill_dtype`
@@ -163,10 +165,15 @@ class BlockQuantLinear(nn.Module):
         w = linear.weight.detach().float()  # (out, in)
         codes, scales, mins = kernels.pack_q4(w)
         rebuilt = kernels.q4_dequantize(codes, scales, mins, torch.get_num_threads())
-        self.kind = "q4" if (rebuilt - w).abs().max() <= 1e-5 * w.abs().max() else "q8"
-        if self.kind == "q8":
-            codes, scales = kernels.pack_q8(w)
-            mins = torch.empty(0)
+        self.kind = "q4"
+        if (rebuilt - w).abs().max() > 1e-5 * w.abs().max():  # not Q4_1-like: blocks whose codes skip 0 or 15?
+            exact = kernels.pack_exact(w)
+            if exact is not None:
+                self.kind, codes, scales, mins = exact
+            else:
+                self.kind = "q8"
+                codes, scales = kernels.pack_q8(w)
+                mins = torch.empty(0)
         self.register_buffer("codes", codes)
         self.register_buffer("scales", scales)
         self.register_buffer("mins", mins)
@@ -183,6 +190,8 @@ class BlockQuantLinear(nn.Module):
 
         if self.kind == "q4":
             return kernels.q4_dequantize(self.codes, self.scales, self.mins, threads, dtype)
+        if self.kind == "q5":
+            return kernels.q5_dequantize(self.codes, self.scales, self.mins, threads, dtype)
         return kernels.q8_dequantize(self.codes, self.scales, threads, dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -195,6 +204,9 @@ class BlockQuantLinear(nn.Module):
             y = F.linear(x2.to(self.prefill_dtype), self.dequantize(threads, self.prefill_dtype)).float()
         elif self.kind == "q4":
             matmul = kernels.q4_matmul_q8x if self.decode_int8 else kernels.q4_matmul
+            y = matmul(x2, self.codes, self.scales, self.mins, threads)
+        elif self.kind == "q5":
+            matmul = kernels.q5_matmul_q8x if self.decode_int8 else kernels.q5_matmul
             y = matmul(x2, self.codes, self.scales, self.mins, threads)
         else:
             matmul = kernels.q8_matmul_q8x if self.decode_int8 else kernels.q8_matmul

@@ -54,6 +54,61 @@ def test_kernel_products_equal_float32_matmul_on_the_dequantized_weights():
             assert torch.allclose(got8, x @ w8.T, rtol=1e-5, atol=1e-5)
 
 
+def gguf_like_blocks(rows: int, cols: int, codes: range, seed: int) -> torch.Tensor:
+    """Weights as a GGUF block format leaves them: d * q + m per block of 32, with integer codes drawn
+    from `codes` (a Q5_0 block: range(32) with m = -16 d; real blocks seldom use the first and last code)."""
+    g = torch.Generator().manual_seed(seed)
+    q = torch.randint(codes.start, codes.stop, (rows, cols // 32, 32), generator=g).float()
+    d = torch.rand(rows, cols // 32, 1, generator=g) * 0.01 + 1e-3
+    m = -16 * d if len(codes) > 16 else -torch.rand(rows, cols // 32, 1, generator=g) * 0.05
+    return (d * q + m).reshape(rows, cols)
+
+
+def test_exact_packing_finds_each_blocks_step():
+    """pack_exact holds Q5_0-like blocks as q5 and Q4_K-like blocks (codes 1..14: min/max scaling
+    gets their step wrong) as q4, both exactly; weights from no block format are refused."""
+    q5_weights = gguf_like_blocks(40, 96, range(2, 30), 0)
+    kind, codes, scales, mins = kernels.pack_exact(q5_weights)
+    assert kind == "q5" and codes.shape == (40, 3 * 20)
+    assert torch.allclose(kernels.q5_dequantize(codes, scales, mins, 1), q5_weights, rtol=0, atol=1e-7)
+    q4_weights = gguf_like_blocks(40, 96, range(1, 15), 1)
+    codes4, scales4, mins4 = kernels.pack_q4(q4_weights)
+    assert (kernels.q4_dequantize(codes4, scales4, mins4, 1) - q4_weights).abs().max() > 1e-4  # min/max: wrong step
+    kind, codes, scales, mins = kernels.pack_exact(q4_weights)
+    assert kind == "q4"
+    assert torch.allclose(kernels.q4_dequantize(codes, scales, mins, 1), q4_weights, rtol=0, atol=1e-7)
+    few_codes = q4_weights.clone()
+    few_codes[0, :32] = 0.01 * torch.tensor([0.0, 7, 15] * 10 + [0, 7]) - 0.02  # smallest gap: 7 steps
+    kind, codes, scales, mins = kernels.pack_exact(few_codes)
+    assert kind == "q4"
+    assert torch.allclose(kernels.q4_dequantize(codes, scales, mins, 1), few_codes, rtol=0, atol=1e-7)
+    assert kernels.pack_exact(torch.randn(40, 96)) is None
+
+
+def test_q5_products_and_dequantization():
+    """q5 products with float32 activations equal a float32 matmul on the weights; with int8 activations
+    they equal the same rounding done in torch; the bf16 dequantization rounds as torch does."""
+    from llm_magics.runtime.quantize import BlockQuantLinear
+
+    w = gguf_like_blocks(64, 160, range(32), 5)  # 5 blocks per row: the pairs and a lone block
+    linear = torch.nn.Linear(160, 64, bias=False)
+    linear.weight.data.copy_(w)
+    layer = BlockQuantLinear(linear)
+    assert layer.kind == "q5" and torch.allclose(layer.dequantize(1), w, rtol=0, atol=1e-7)
+    w = layer.dequantize(1)
+    assert torch.equal(layer.dequantize(2, torch.bfloat16), w.to(torch.bfloat16))
+    torch.manual_seed(6)
+    for rows in (1, 3):
+        x = torch.randn(rows, 160)
+        for threads_ in (1, 2):
+            got = kernels.q5_matmul(x, layer.codes, layer.scales, layer.mins, threads_)
+            assert torch.allclose(got, x @ w.T, rtol=1e-5, atol=1e-5)
+            got = kernels.q5_matmul_q8x(x, layer.codes, layer.scales, layer.mins, threads_)
+            ref = int8_activation_reference(x, layer)
+            assert torch.allclose(got, ref, rtol=1e-5, atol=1e-5 * ref.abs().max())
+        assert torch.allclose(layer(x), x @ w.T, rtol=1e-5, atol=1e-5)
+
+
 def int8_activation_reference(x, layer):
     """What the *_q8x products compute, in torch: x rounded to int8 blocks (kernels.quantize_activations),
     times the codes' integer weights, plus (q4) each block's minimum times the sum of the original x."""
@@ -113,6 +168,16 @@ def test_portable_int8_products_equal_the_native_ones(tmp_path):
     got = torch.empty(2, 64)
     lib.q4_matmul_q8x(codes.data_ptr(), scales.data_ptr(), mins.data_ptr(), x.data_ptr(), got.data_ptr(), 2, 64, 96, 1)
     native = kernels.q4_matmul_q8x(x, codes, scales, mins, 1)
+    assert torch.allclose(got, native, rtol=1e-5, atol=1e-5 * native.abs().max())
+    lib.q5_matmul.argtypes, lib.q5_matmul_q8x.argtypes = [P, P, P, P, P, P, I, I, I, I], [P, P, P, P, P, I, I, I, I]
+    kind, codes, scales, mins = kernels.pack_exact(gguf_like_blocks(64, 96, range(32), 7))
+    assert kind == "q5"
+    xsum = torch.empty(2 * 3)
+    lib.q5_matmul(codes.data_ptr(), scales.data_ptr(), mins.data_ptr(), x.data_ptr(), got.data_ptr(), xsum.data_ptr(), 2, 64, 96, 1)
+    native = kernels.q5_matmul(x, codes, scales, mins, 1)
+    assert torch.allclose(got, native, rtol=1e-5, atol=1e-5 * native.abs().max())
+    lib.q5_matmul_q8x(codes.data_ptr(), scales.data_ptr(), mins.data_ptr(), x.data_ptr(), got.data_ptr(), 2, 64, 96, 1)
+    native = kernels.q5_matmul_q8x(x, codes, scales, mins, 1)
     assert torch.allclose(got, native, rtol=1e-5, atol=1e-5 * native.abs().max())
 
 

@@ -171,17 +171,42 @@ def test_ask_and_percent_ask_take_the_registry_name(qwen, ip):
     assert "Rome" in str(ip.user_ns["a"])
 
 
-def test_fused_decode_step_matches_the_modules(qwen):
+@pytest.fixture(scope="module")
+def qwen_q4(qwen):
+    """quantize.prepare(.., "q4") on a copy that shares the float32 parameters."""
+    from llm_magics.runtime import quantize
+
+    shared = {id(p): p for p in qwen.module.parameters()}
+    return quantize.prepare(copy.deepcopy(qwen.module, shared), "q4")
+
+
+def test_q4_preparation_keeps_every_block_weight(qwen, qwen_q4):
+    """The file's Q5_0 matrices (896-wide rows cannot take K-quants) become q5 blocks and its Q4_K ones
+    q4, found block by block (kernels.pack_exact): the weights are the float32 model's, not rounded
+    again. Only matrices that hold 6- or 8-bit blocks (Q6_K, Q8_0) take q8."""
+    from collections import Counter
+
+    from llm_magics.runtime.quantize import BlockQuantLinear
+
+    kinds = Counter(m.kind for m in qwen_q4.modules() if isinstance(m, BlockQuantLinear))
+    assert kinds["q5"] >= qwen.module.config.n_layer and kinds["q4"] >= 1, kinds
+    for ours, theirs in zip(qwen_q4.blocks[:2], qwen.module.blocks[:2]):
+        for name in ("attn.qkv", "attn.out", "mlp.gate_up", "mlp.down"):
+            layer, weight = ours.get_submodule(name), theirs.get_submodule(name).weight
+            if layer.kind != "q8":
+                assert (layer.dequantize(2) - weight).abs().max() <= 1e-5 * weight.abs().max(), name
+
+
+def test_fused_decode_step_matches_the_modules(qwen, qwen_q4):
     """The q4 model's C decode step (runtime/fused.py) on qwen2's shapes: q/k/v biases, 14 query
-    heads sharing 2 key/value heads, a 151,936-token vocabulary. Same logits as Decoder.forward to
-    float rounding, and the same greedy tokens as the module path."""
-    from llm_magics.runtime import fused, quantize
+    heads sharing 2 key/value heads, a 151,936-token vocabulary, q4, q5 and q8 matrices. Same logits
+    as Decoder.forward to float rounding, and the same greedy tokens as the module path."""
+    from llm_magics.runtime import fused
     from llm_magics.runtime.api import LanguageModel
 
     from .test_fast_decode import module_and_fused_logits
 
-    shared = {id(p): p for p in qwen.module.parameters()}
-    module = quantize.prepare(copy.deepcopy(qwen.module, shared), "q4")
+    module = qwen_q4
     assert fused.supported(module) is None and module.blocks[0].attn.qkv.bias is not None
     q4 = LanguageModel(module, qwen.tokenizer, name="qwen-q4", path=qwen.path, dtype="q4")
     pairs, (ours, theirs) = module_and_fused_logits(q4, PROMPTS[3], 4, 2)
@@ -194,4 +219,5 @@ def test_fused_decode_step_matches_the_modules(qwen):
     module.fused_decode = False
     plain = q4.generate(PROMPTS[1], max_new_tokens=12, stop_token_ids=[], stream=True)
     plain.read()
+    module.fused_decode = True
     assert with_fused.timings["fused_decode"] and with_fused.token_ids == plain.token_ids

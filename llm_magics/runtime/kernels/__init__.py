@@ -11,8 +11,9 @@ The shared library is linked against the OpenMP runtime torch has already loaded
 threads to use, so the thread policy (threads.py) governs these products too.
 
 Layouts (see blockq.c), for a weight W (N, K) with K a multiple of 32:
-    q4: codes uint8 (N, K/2), scales float32 (N, K/32), mins float32 (N, K/32)
-    q8: codes int8 (N, K),    scales float32 (N, K/32)
+    q4: codes uint8 (N, K/2),       scales float32 (N, K/32), mins float32 (N, K/32)
+    q5: codes uint8 (N, K/32 * 20), scales float32 (N, K/32), mins float32 (N, K/32)
+    q8: codes int8 (N, K),          scales float32 (N, K/32)
 """
 
 from __future__ import annotations
@@ -91,8 +92,12 @@ def _load():
     lib.q8_dequantize_bf16.argtypes = [P, P, P, I, I, I]
     lib.q4_matmul_q8x.argtypes = [P, P, P, P, P, I, I, I, I]
     lib.q8_matmul_q8x.argtypes = [P, P, P, P, I, I, I, I]
+    lib.q5_matmul.argtypes = lib.q4_matmul.argtypes
+    lib.q5_matmul_q8x.argtypes = lib.q4_matmul_q8x.argtypes
+    lib.q5_dequantize.argtypes = lib.q5_dequantize_bf16.argtypes = lib.q4_dequantize.argtypes
     for fn in (lib.q4_matmul, lib.q8_matmul, lib.q4_dequantize, lib.q8_dequantize, lib.q4_dequantize_bf16,
-               lib.q8_dequantize_bf16, lib.q4_matmul_q8x, lib.q8_matmul_q8x):  # fmt: skip
+               lib.q8_dequantize_bf16, lib.q4_matmul_q8x, lib.q8_matmul_q8x, lib.q5_matmul, lib.q5_matmul_q8x,
+               lib.q5_dequantize, lib.q5_dequantize_bf16):  # fmt: skip
         fn.restype = None
     lib.q8x_native.argtypes, lib.q8x_native.restype = [], ctypes.c_int
     lib.decode_step.argtypes, lib.decode_step.restype = [P, P, P, P, P, I, I, I], None
@@ -123,6 +128,67 @@ def pack_q4(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     return codes.reshape(N, K // 2).contiguous(), scale.contiguous(), low.contiguous()
 
 
+def pack_exact(w: torch.Tensor) -> tuple[str, torch.Tensor, torch.Tensor, torch.Tensor] | None:
+    """W (N, K) -> (kind, codes, scales, mins) in q4 or q5 when that holds every weight exactly, else None.
+
+    A block from a GGUF holds d * q + m for integer codes q (Q4_K sub-blocks, Q5_0, Q5_1...), but
+    its codes need not run from 0 to the top code (a Q5_0 block often uses 3..28), so min/max
+    scaling (`pack_q4`) finds the wrong step. Here each block's step is its smallest gap between
+    distinct weights, refined to span / round(span / gap), or cut finer where the block has so few
+    codes that the gap spans several steps (codes 0, 7, 15); the rebuild check confirms that every
+    weight is held. Blocks that fit 16 codes make q4,
+    32 make q5 (blockq.c's q5 layout). Rows are done in chunks to bound the sort's memory; the
+    first chunk is a quick test, since float weights that came from no block format fail at once.
+    """
+    N, K = w.shape
+    chunk = max(1, (1 << 22) // K)  # ~4M weights at a time
+    parts, top = [], 0
+    for start in range(0, N, chunk):
+        blocks = w[start : start + chunk].float().reshape(-1, K // BLOCK, BLOCK)
+        low, high = blocks.amin(-1), blocks.amax(-1)
+        span = high - low
+        gaps = blocks.sort(-1).values.diff(dim=-1)
+        gap = torch.where(gaps > 1e-3 * span[..., None], gaps, torch.inf).amin(-1)  # inf: a constant block
+        ratio = (span / gap).nan_to_num(0.0, 0.0)  # 0 for a constant block
+        where = (blocks - low[..., None]) / gap[..., None]  # in units of the gap: whole numbers, if it is the step
+        odd = ((where - where.round()).abs() > 1e-3).any(-1)  # a block of few codes (0, 7, 15): its gap is 7 steps
+        if odd.any():
+            ratio[odd] = _finer_steps(where[odd], ratio[odd])
+        steps = ratio.round().clamp(min=1)  # codes the block spans; 1 for a constant block
+        if steps.max() > 31:
+            return None
+        scale = span / steps
+        q = ((blocks - low[..., None]) / scale.clamp(min=1e-30)[..., None]).round()
+        error = (q * scale[..., None] + low[..., None] - blocks).abs().max()
+        if error > 1e-5 * blocks.abs().max().clamp(min=1e-30):
+            return None
+        parts.append((q.to(torch.uint8), scale, low))
+        top = max(top, int(steps.max()))
+    q = torch.cat([p[0] for p in parts]).reshape(N, K // BLOCK, BLOCK)
+    scales = torch.cat([p[1] for p in parts]).reshape(N, K // BLOCK).contiguous()
+    mins = torch.cat([p[2] for p in parts]).reshape(N, K // BLOCK).contiguous()
+    nibbles = (q[..., : BLOCK // 2] & 0xF) | ((q[..., BLOCK // 2 :] & 0xF) << 4)  # (N, K/32, 16)
+    if top <= 15:
+        return "q4", nibbles.reshape(N, K // 2).contiguous(), scales, mins
+    bit = torch.tensor([1 << j for j in range(8)], dtype=torch.int32)
+    high_bits = (q >> 4).to(torch.int32).reshape(N, K // BLOCK, 4, 8)  # bit j of the block's uint32
+    high_bytes = (high_bits * bit).sum(-1).to(torch.uint8)  # (N, K/32, 4): little-endian
+    codes = torch.cat([nibbles, high_bytes], dim=-1)  # (N, K/32, 20)
+    return "q5", codes.reshape(N, K // BLOCK * 20).contiguous(), scales, mins
+
+
+def _finer_steps(where, ratio) -> torch.Tensor:
+    """For blocks whose smallest gap is several steps (`where` (B, 32): the weights above the block's
+    minimum in units of that gap; `ratio` (B,): the span in those units): span / step for the largest
+    step that puts every weight on a whole code (the gap cut in k, k = 1..31), or 32 (does not fit)."""
+    found = torch.full_like(ratio, 32.0)
+    for k in range(31, 0, -1):  # the last k that fits wins: the smallest, the coarsest step
+        scaled = where * k
+        fits = ((scaled - scaled.round()).abs() <= 1e-3).all(-1) & (ratio * k <= 31.5)
+        found = torch.where(fits, ratio * k, found)
+    return found
+
+
 def pack_q8(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """W (N, K) -> (codes (N, K) int8, scales (N, K/32)): w ≈ scale * q, q in -127..127 (exact for Q8_0 blocks)."""
     N, K = w.shape
@@ -148,6 +214,20 @@ def q4_matmul(x: torch.Tensor, codes, scales, mins, threads: int) -> torch.Tenso
 
 def q8_matmul(x: torch.Tensor, codes, scales, threads: int) -> torch.Tensor:
     return _product(_lib.q8_matmul, x, codes, scales, threads=threads)
+
+
+def q5_matmul(x: torch.Tensor, codes, scales, mins, threads: int) -> torch.Tensor:
+    """x (M, K) float32 contiguous -> x @ Wᵀ (M, N) for a q5 W."""
+    M, K = x.shape
+    y = torch.empty(M, codes.shape[0])
+    xsum = torch.empty(M * K // BLOCK)
+    _lib.q5_matmul(codes.data_ptr(), scales.data_ptr(), mins.data_ptr(), x.data_ptr(), y.data_ptr(),
+                   xsum.data_ptr(), M, codes.shape[0], K, threads)  # fmt: skip
+    return y
+
+
+def q5_matmul_q8x(x: torch.Tensor, codes, scales, mins, threads: int) -> torch.Tensor:
+    return _product(_lib.q5_matmul_q8x, x, codes, scales, mins, threads=threads)
 
 
 def int8_dot_native() -> bool:
@@ -200,6 +280,15 @@ def q4_dequantize(codes, scales, mins, threads: int, dtype: torch.dtype = torch.
     N, K = codes.shape[0], codes.shape[1] * 2
     w = torch.empty(N, K, dtype=dtype)
     fn = _lib.q4_dequantize_bf16 if dtype == torch.bfloat16 else _lib.q4_dequantize
+    fn(codes.data_ptr(), scales.data_ptr(), mins.data_ptr(), w.data_ptr(), N, K, threads)
+    return w
+
+
+def q5_dequantize(codes, scales, mins, threads: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    _check_dtype(dtype)
+    N, K = codes.shape[0], scales.shape[1] * BLOCK
+    w = torch.empty(N, K, dtype=dtype)
+    fn = _lib.q5_dequantize_bf16 if dtype == torch.bfloat16 else _lib.q5_dequantize
     fn(codes.data_ptr(), scales.data_ptr(), mins.data_ptr(), w.data_ptr(), N, K, threads)
     return w
 

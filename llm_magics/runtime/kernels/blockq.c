@@ -446,3 +446,169 @@ void q8_dequantize_bf16(const int8_t *codes, const float *d, uint16_t *w, int N,
     for (int64_t b = 0; b < (int64_t)N * nblocks; b++)
         for (int j = 0; j < BLOCK; j++) w[b * BLOCK + j] = to_bf16(d[b] * (float)codes[b * BLOCK + j]);
 }
+
+/* ─── q5: 5-bit codes, for matrices 4 bits cannot hold exactly ──────────────────────
+ *
+ * llama.cpp stores rows whose width is not a multiple of 256 (Qwen2.5-0.5B's 896) as Q5_0 in its
+ * "Q4_K_M" files: w = d * (q - 16), q in 0..31. Those blocks need 5 bits; 8-bit blocks hold them
+ * too but stream 36 bytes per 32 weights instead of 20 + 8. The q5 layout is Q5_1's with float32
+ * scales, 20 bytes of codes per block:
+ *
+ *   q5: w = d * q + m,  q in 0..31;  bytes 0..15: q[j] & 15 (low nibble) and q[j + 16] & 15 (high),
+ *                                    bytes 16..19: a little-endian uint32 whose bit j is q[j] >> 4
+ *
+ * and a row's product is the q4 one: d[b] * (q[b] . x[b]) + m[b] * sum(x[b]) (float32 x), or
+ * d[b] * dx[b] * (q[b] . xq[b]) + m[b] * sum(x[b]) (int8 x). */
+
+#define Q5_BYTES 20
+
+#if defined(__AVX2__) && defined(__FMA__)
+/* A q5 block's 32 codes as bytes q[0..31]: the nibbles, then 16 added where the block's bit is set
+ * (bit j spread to byte j by a shuffle and a compare, as llama.cpp does). */
+static inline __m256i q5_codes(const uint8_t *block) {
+    const __m128i low_nibbles = _mm_set1_epi8(0x0F);
+    __m128i packed = _mm_loadu_si128((const __m128i *)block);
+    __m256i q = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(packed, 4), low_nibbles), _mm_and_si128(packed, low_nibbles));
+    uint32_t bits;
+    memcpy(&bits, block + HALF, sizeof bits);
+    const __m256i byte_of_bit = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0);
+    __m256i spread = _mm256_shuffle_epi8(_mm256_set1_epi32((int)bits), byte_of_bit); /* byte j: bits' byte j / 8 */
+    spread = _mm256_or_si256(spread, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe));        /* all ones iff bit j % 8 set */
+    spread = _mm256_cmpeq_epi8(spread, _mm256_set1_epi64x(-1));
+    return _mm256_or_si256(q, _mm256_and_si256(spread, _mm256_set1_epi8(0x10)));
+}
+
+static float q5_row(const uint8_t *codes, const float *d, const float *m, const float *x, const float *xsum, int nblocks) {
+#ifdef __AVX512F__
+    __m512 acc = _mm512_setzero_ps();
+    for (int b = 0; b < nblocks; b++, codes += Q5_BYTES, x += BLOCK) {
+        __m256i q = q5_codes(codes);
+        __m512 first = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm256_castsi256_si128(q)));
+        __m512 second = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm256_extracti128_si256(q, 1)));
+        __m512 dot = _mm512_fmadd_ps(first, _mm512_loadu_ps(x), _mm512_mul_ps(second, _mm512_loadu_ps(x + HALF)));
+        acc = _mm512_fmadd_ps(_mm512_set1_ps(d[b]), dot, acc);
+    }
+    return _mm512_reduce_add_ps(acc) + dot_floats8(m, xsum, nblocks);
+#else
+    __m256 acc = _mm256_setzero_ps();
+    for (int b = 0; b < nblocks; b++, codes += Q5_BYTES, x += BLOCK) {
+        __m256i q = q5_codes(codes);
+        __m128i lo = _mm256_castsi256_si128(q), hi = _mm256_extracti128_si256(q, 1);
+        __m256 dot = _mm256_fmadd_ps(bytes8_to_floats(lo, 0), _mm256_loadu_ps(x),
+                                     _mm256_mul_ps(bytes8_to_floats(_mm_srli_si128(lo, 8), 0), _mm256_loadu_ps(x + 8)));
+        dot = _mm256_fmadd_ps(bytes8_to_floats(hi, 0), _mm256_loadu_ps(x + HALF), dot);
+        dot = _mm256_fmadd_ps(bytes8_to_floats(_mm_srli_si128(hi, 8), 0), _mm256_loadu_ps(x + 24), dot);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d[b]), dot, acc);
+    }
+    return hsum8(acc) + dot_floats8(m, xsum, nblocks);
+#endif
+}
+
+/* Unsigned codes (0..31) times signed activations: vpdpbusd where AVX512-VNNI reaches 256-bit
+ * registers, else vpmaddubsw (sums of 2 at most 2 * 31 * 127: no saturation) and vpmaddwd. */
+static inline __m256 q5_block(__m256 acc, const uint8_t *codes, const float *d, const int8_t *xq, const float *dx, int b) {
+    __m256i q = q5_codes(codes + (int64_t)b * Q5_BYTES), x = _mm256_loadu_si256((const __m256i *)(xq + b * BLOCK));
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+    __m256i dot = _mm256_dpbusd_epi32(_mm256_setzero_si256(), q, x);
+#else
+    __m256i dot = _mm256_madd_epi16(_mm256_maddubs_epi16(q, x), _mm256_set1_epi16(1));
+#endif
+    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_set1_ps(d[b] * dx[b]), acc);
+}
+
+static float q5_row_q8x(const uint8_t *codes, const float *d, const float *m, const int8_t *xq, const float *dx,
+                        const float *xsum, int nblocks) {
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    int b = 0;
+    for (; b + 2 <= nblocks; b += 2) {
+        acc0 = q5_block(acc0, codes, d, xq, dx, b);
+        acc1 = q5_block(acc1, codes, d, xq, dx, b + 1);
+    }
+    if (b < nblocks) acc0 = q5_block(acc0, codes, d, xq, dx, b);
+    return hsum8(_mm256_add_ps(acc0, acc1)) + dot_floats8(m, xsum, nblocks);
+}
+
+#else
+/* Portable C. */
+
+static inline int q5_code(const uint8_t *block, int j) {
+    uint32_t bits = (uint32_t)block[16] | (uint32_t)block[17] << 8 | (uint32_t)block[18] << 16 | (uint32_t)block[19] << 24;
+    int nibble = j < HALF ? block[j] & 0xF : block[j - HALF] >> 4;
+    return nibble | (int)((bits >> j) & 1u) << 4;
+}
+
+static float q5_row(const uint8_t *codes, const float *d, const float *m, const float *x, const float *xsum, int nblocks) {
+    float sum = 0.0f;
+    for (int b = 0; b < nblocks; b++, codes += Q5_BYTES, x += BLOCK) {
+        float dot = 0.0f;
+        for (int j = 0; j < BLOCK; j++) dot += (float)q5_code(codes, j) * x[j];
+        sum += d[b] * dot + m[b] * xsum[b];
+    }
+    return sum;
+}
+
+static float q5_row_q8x(const uint8_t *codes, const float *d, const float *m, const int8_t *xq, const float *dx,
+                        const float *xsum, int nblocks) {
+    float sum = 0.0f;
+    for (int b = 0; b < nblocks; b++, codes += Q5_BYTES, xq += BLOCK) {
+        int32_t dot = 0;
+        for (int j = 0; j < BLOCK; j++) dot += q5_code(codes, j) * xq[j];
+        sum += d[b] * dx[b] * (float)dot + m[b] * xsum[b];
+    }
+    return sum;
+}
+#endif
+
+/* y (M, N) = x (M, K) @ W.T for a q5 W; xsum is scratch of M * K / 32 floats. */
+void q5_matmul(const uint8_t *codes, const float *d, const float *m, const float *x, float *y, float *xsum,
+               int M, int N, int K, int threads) {
+    const int nblocks = K / BLOCK;
+    for (int i = 0; i < M * nblocks; i++) {
+        float s = 0.0f;
+        for (int j = 0; j < BLOCK; j++) s += x[i * BLOCK + j];
+        xsum[i] = s;
+    }
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
+    for (int n = 0; n < N; n++)
+        for (int r = 0; r < M; r++)
+            y[(int64_t)r * N + n] = q5_row(codes + (int64_t)n * nblocks * Q5_BYTES, d + (int64_t)n * nblocks,
+                                           m + (int64_t)n * nblocks, x + (int64_t)r * K, xsum + r * nblocks, nblocks);
+}
+
+/* y (M, N) = x (M, K) @ W.T for a q5 W, with x rounded to int8 blocks first. */
+void q5_matmul_q8x(const uint8_t *codes, const float *d, const float *m, const float *x, float *y,
+                   int M, int N, int K, int threads) {
+    const int nblocks = K / BLOCK;
+    int8_t *xq = malloc((size_t)M * K + 2 * sizeof(float) * M * nblocks);
+    float *dx = (float *)(xq + (size_t)M * K), *xsum = dx + M * nblocks;
+    quantize_x(x, xq, dx, xsum, (int64_t)M * nblocks);
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
+    for (int n = 0; n < N; n++)
+        for (int r = 0; r < M; r++)
+            y[(int64_t)r * N + n] = q5_row_q8x(codes + (int64_t)n * nblocks * Q5_BYTES, d + (int64_t)n * nblocks,
+                                               m + (int64_t)n * nblocks, xq + (int64_t)r * K, dx + r * nblocks,
+                                               xsum + r * nblocks, nblocks);
+    free(xq);
+}
+
+/* Block b's 32 weights into w (float32) or wb (bfloat16; the other pointer is NULL). */
+static inline void q5_block_weights(const uint8_t *block, float d, float m, float *w, uint16_t *wb) {
+    uint32_t bits;
+    memcpy(&bits, block + HALF, sizeof bits);
+    for (int j = 0; j < BLOCK; j++) {
+        int q = (j < HALF ? block[j] & 0xF : block[j - HALF] >> 4) | (int)((bits >> j) & 1u) << 4;
+        float v = d * (float)q + m;
+        if (w) w[j] = v;
+        else wb[j] = to_bf16(v);
+    }
+}
+
+void q5_dequantize(const uint8_t *codes, const float *d, const float *m, float *w, int N, int K, int threads) {
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
+    for (int64_t b = 0; b < (int64_t)N * (K / BLOCK); b++) q5_block_weights(codes + b * Q5_BYTES, d[b], m[b], w + b * BLOCK, NULL);
+}
+
+void q5_dequantize_bf16(const uint8_t *codes, const float *d, const float *m, uint16_t *w, int N, int K, int threads) {
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
+    for (int64_t b = 0; b < (int64_t)N * (K / BLOCK); b++) q5_block_weights(codes + b * Q5_BYTES, d[b], m[b], NULL, w + b * BLOCK);
+}

@@ -14,7 +14,7 @@
  *                     x += (silu(g) * u) @ Wdown.T
  *   logits = (rmsnorm(x) * ln_final) @ Wunembed.T
  *
- * The matrix products are blockq.c's (float32 or int8 activations, each layer as set); the
+ * The matrix products are blockq.c's (q4, q5 or q8 weights; float32 or int8 activations, each layer as set); the
  * rest is plain C that the compiler vectorises. Threads share the products' output rows and
  * the attention heads.
  */
@@ -28,8 +28,12 @@ void q8_matmul(const int8_t *codes, const float *d, const float *x, float *y, in
 void q4_matmul_q8x(const uint8_t *codes, const float *d, const float *m, const float *x, float *y,
                    int M, int N, int K, int threads);
 void q8_matmul_q8x(const int8_t *codes, const float *d, const float *x, float *y, int M, int N, int K, int threads);
+void q5_matmul(const uint8_t *codes, const float *d, const float *m, const float *x, float *y, float *xsum,
+               int M, int N, int K, int threads);
+void q5_matmul_q8x(const uint8_t *codes, const float *d, const float *m, const float *x, float *y,
+                   int M, int N, int K, int threads);
 
-/* A BlockQuantLinear: W (n, k) as q4 (kind 0) or q8 (kind 1) codes; bias may be NULL. */
+/* A BlockQuantLinear: W (n, k) as q4 (kind 0), q8 (kind 1) or q5 (kind 2) codes; bias may be NULL. */
 typedef struct {
     int kind, int8_x, n, k;
     const void *codes;
@@ -56,6 +60,10 @@ static void linear(const qlinear *w, const float *x, float *y, float *xsum, int 
         q4_matmul_q8x(w->codes, w->d, w->m, x, y, 1, w->n, w->k, threads);
     else if (w->kind == 0)
         q4_matmul(w->codes, w->d, w->m, x, y, xsum, 1, w->n, w->k, threads);
+    else if (w->kind == 2 && w->int8_x)
+        q5_matmul_q8x(w->codes, w->d, w->m, x, y, 1, w->n, w->k, threads);
+    else if (w->kind == 2)
+        q5_matmul(w->codes, w->d, w->m, x, y, xsum, 1, w->n, w->k, threads);
     else if (w->int8_x)
         q8_matmul_q8x(w->codes, w->d, x, y, 1, w->n, w->k, threads);
     else
