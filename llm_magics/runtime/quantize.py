@@ -17,8 +17,8 @@ its speed is set by how fast the weights stream from memory. Measured on the
   likewise (Q5_1's layout) for a matrix 4 bits cannot hold exactly, or 8-bit codes
   with a scale (Q8_0) for one that 5 bits cannot hold either. A GGUF's Q4_0/Q4_1/Q4_K,
   Q5_0/Q5_1 and Q8_0 tensors fit these exactly (kernels.pack_exact finds each block's
-  step), so the weights are the float32
-  path's weights; activations stay float32, so greedy decoding follows the
+  step), so the weights are the float32 path's weights (Q6_K's are rounded to 8 bits:
+  its blocks of 16 have two scales per 32 weights); activations stay float32, so greedy decoding follows the
   float32 path (tests/runtime/test_fast_decode.py measures how closely).
   About a fifth of the float32 bytes. Prefills (several rows) dequantize each
   matrix and run one matmul: in bfloat16 where the CPU multiplies bf16 in
