@@ -22,8 +22,8 @@ its speed is set by how fast the weights stream from memory. Measured on the
   float32 path (tests/runtime/test_fast_decode.py measures how closely).
   About a fifth of the float32 bytes. Prefills (several rows) dequantize each
   matrix and run one matmul: in bfloat16 where the CPU multiplies bf16 in
-  hardware (AMX, AVX512-BF16: 4-9x float32's matmul speed on this machine), else
-  in float32. A bf16 prefill rounds the prompt's activations and weights to 8
+  hardware (AMX, AVX512-BF16: 4-9x float32's matmul speed on one machine) and
+  that is faster here (`native_bf16` times it), else in float32. A bf16 prefill rounds the prompt's activations and weights to 8
   bits of mantissa, so its KV cache differs slightly from float32's and greedy
   tokens can part on a near tie; `set_prefill(model, "float32")` keeps the
   prefill exact (bench_runtime.py --fast reports the agreement).
@@ -227,14 +227,39 @@ def _replace_linears(module: nn.Module, make) -> None:
 
 @functools.cache
 def native_bf16() -> bool:
-    """True when this CPU multiplies bfloat16 in hardware (Intel AMX or AVX512-BF16).
+    """True when this CPU multiplies bfloat16 in hardware (Intel AMX or AVX512-BF16) and, measured
+    here once per process, faster than float32.
 
-    There a bf16 matmul runs 2-3x faster than float32 (MiniLM at ingest: 17,296 word pieces/s
-    against 8,003, bench/results_ingest.md); elsewhere oneDNN emulates bf16 and it is slower.
+    Where it is, a bf16 matmul runs 2-3x faster than float32 (MiniLM at ingest: 17,296 word pieces/s
+    against 8,003, bench/results_ingest.md); elsewhere oneDNN emulates bf16 and it is slower. Having
+    the units is not enough: on an Intel Xeon with AVX512-BF16 but no AMX (2026-12-02) a prefill-sized
+    bf16 matmul took 12.9 ms against float32's 8.1, and a SmolLM2 q4 prefill ran at 0.65x
+    transformers'. So both are timed (~50 ms, `bf16_matmul_wins`).
     """
     cpu = torch.cpu
     checks = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
-    return any(getattr(cpu, name, lambda: False)() for name in checks)
+    return any(getattr(cpu, name, lambda: False)() for name in checks) and bf16_matmul_wins()
+
+
+def bf16_matmul_wins() -> bool:
+    """Whether a prefill-sized matmul (256 x 576 times 576 x 1536) is faster in bfloat16 than in
+    float32 here, at the current thread count: the best of 3 runs of each."""
+    import time
+
+    x, w = torch.full((256, 576), 0.5), torch.full((1536, 576), 0.01)
+
+    def best(dtype) -> float:
+        a, b = x.to(dtype), w.to(dtype)
+        F.linear(a, b)  # warm-up: oneDNN picks its kernel on the first call
+        times = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            F.linear(a, b)
+            times.append(time.perf_counter() - t0)
+        return min(times)
+
+    with torch.no_grad():
+        return best(torch.bfloat16) < best(torch.float32)
 
 
 #: A q4 prefill's matmul dtype by name; "auto" is bf16 where the CPU multiplies it natively.

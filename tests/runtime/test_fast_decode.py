@@ -385,8 +385,8 @@ def test_fused_step_equals_the_module_step(smollm_q4, activations):
                 assert (got - want).abs().max() <= tolerance * want.abs().max(), threads_
             if activations == "float32":
                 assert all(got.argmax() == want.argmax() for want, got in pairs)
-                assert torch.allclose(ours.k, theirs.k, rtol=1e-4, atol=1e-5)
-                assert torch.allclose(ours.v, theirs.v, rtol=1e-4, atol=1e-5)
+                for mine, reference in ((ours.k, theirs.k), (ours.v, theirs.v)):  # float rounding, as the logits
+                    assert (mine - reference).abs().max() <= 1e-5 * reference.abs().max()
     finally:
         quantize.set_decode(smollm_q4.module)
 

@@ -213,7 +213,7 @@ def test_fused_decode_step_matches_the_modules(qwen, qwen_q4):
     for want, got in pairs:
         assert (got - want).abs().max() <= 1e-5 * want.abs().max()
         assert got.argmax() == want.argmax()
-    assert torch.allclose(ours.k, theirs.k, rtol=1e-4, atol=1e-5)
+    assert (ours.k - theirs.k).abs().max() <= 1e-5 * theirs.k.abs().max()  # float rounding, as the logits
     with_fused = q4.generate(PROMPTS[1], max_new_tokens=12, stop_token_ids=[], stream=True)
     with_fused.read()
     module.fused_decode = False

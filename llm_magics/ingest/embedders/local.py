@@ -22,8 +22,8 @@ DEFAULT_MODEL = "all-minilm-l6-v2"
 def load_embedding_model(model: str, dtype: str = "float32"):
     """A runtime EmbeddingModel, loaded once per process (imports torch on first call).
 
-    dtype "auto" is bfloat16 where the CPU multiplies it in hardware (``runtime.quantize.native_bf16``),
-    else float32.
+    dtype "auto" is bfloat16 where the CPU multiplies it in hardware and that is faster than float32
+    here (``runtime.quantize.native_bf16`` measures it), else float32.
     """
     from ...models.cache import load_runtime_model
 
