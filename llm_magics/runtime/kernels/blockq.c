@@ -147,9 +147,15 @@ static float q8_row(const int8_t *codes, const float *d, const float *x, int nbl
 }
 #endif
 
-/* y (M, N) = x (M, K) @ W.T for a q4 W; xsum is scratch of M * K / 32 floats. */
-void q4_matmul(const uint8_t *codes, const float *d, const float *m, const float *x, float *y, float *xsum,
-               int M, int N, int K, int threads) {
+/* A row product of an affine block format (w = d * q + m: q4, q5), and its int8-activation form. */
+typedef float (*affine_row)(const uint8_t *codes, const float *d, const float *m, const float *x, const float *xsum, int nblocks);
+typedef float (*affine_row_q8x)(const uint8_t *codes, const float *d, const float *m, const int8_t *xq, const float *dx,
+                                const float *xsum, int nblocks);
+
+/* y (M, N) = x (M, K) @ W.T for W in an affine block format of `block_bytes` code bytes per block;
+ * xsum is scratch of M * K / 32 floats. */
+static void affine_matmul(affine_row row, int block_bytes, const uint8_t *codes, const float *d, const float *m,
+                          const float *x, float *y, float *xsum, int M, int N, int K, int threads) {
     const int nblocks = K / BLOCK;
     for (int i = 0; i < M * nblocks; i++) {
         float s = 0.0f;
@@ -159,8 +165,14 @@ void q4_matmul(const uint8_t *codes, const float *d, const float *m, const float
 #pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
     for (int n = 0; n < N; n++)
         for (int r = 0; r < M; r++)
-            y[(int64_t)r * N + n] = q4_row(codes + (int64_t)n * nblocks * (BLOCK / 2), d + (int64_t)n * nblocks,
-                                           m + (int64_t)n * nblocks, x + (int64_t)r * K, xsum + r * nblocks, nblocks);
+            y[(int64_t)r * N + n] = row(codes + (int64_t)n * nblocks * block_bytes, d + (int64_t)n * nblocks,
+                                        m + (int64_t)n * nblocks, x + (int64_t)r * K, xsum + r * nblocks, nblocks);
+}
+
+/* y (M, N) = x (M, K) @ W.T for a q4 W; xsum is scratch of M * K / 32 floats. */
+void q4_matmul(const uint8_t *codes, const float *d, const float *m, const float *x, float *y, float *xsum,
+               int M, int N, int K, int threads) {
+    affine_matmul(q4_row, HALF, codes, d, m, x, y, xsum, M, N, K, threads);
 }
 
 /* y (M, N) = x (M, K) @ W.T for a q8 W. */
@@ -370,9 +382,9 @@ int q8x_native(void) {
 #endif
 }
 
-/* y (M, N) = x (M, K) @ W.T for a q4 W, with x rounded to int8 blocks first. */
-void q4_matmul_q8x(const uint8_t *codes, const float *d, const float *m, const float *x, float *y,
-                   int M, int N, int K, int threads) {
+/* The same with x rounded to int8 blocks first. */
+static void affine_matmul_q8x(affine_row_q8x row, int block_bytes, const uint8_t *codes, const float *d, const float *m,
+                              const float *x, float *y, int M, int N, int K, int threads) {
     const int nblocks = K / BLOCK;
     int8_t *xq = malloc((size_t)M * K + 2 * sizeof(float) * M * nblocks); /* xq, then dx and xsum */
     float *dx = (float *)(xq + (size_t)M * K), *xsum = dx + M * nblocks;  /* K is a multiple of 32: aligned */
@@ -380,10 +392,16 @@ void q4_matmul_q8x(const uint8_t *codes, const float *d, const float *m, const f
 #pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
     for (int n = 0; n < N; n++)
         for (int r = 0; r < M; r++)
-            y[(int64_t)r * N + n] = q4_row_q8x(codes + (int64_t)n * nblocks * HALF, d + (int64_t)n * nblocks,
-                                               m + (int64_t)n * nblocks, xq + (int64_t)r * K, dx + r * nblocks,
-                                               xsum + r * nblocks, nblocks);
+            y[(int64_t)r * N + n] = row(codes + (int64_t)n * nblocks * block_bytes, d + (int64_t)n * nblocks,
+                                        m + (int64_t)n * nblocks, xq + (int64_t)r * K, dx + r * nblocks,
+                                        xsum + r * nblocks, nblocks);
     free(xq);
+}
+
+/* y (M, N) = x (M, K) @ W.T for a q4 W, with x rounded to int8 blocks first. */
+void q4_matmul_q8x(const uint8_t *codes, const float *d, const float *m, const float *x, float *y,
+                   int M, int N, int K, int threads) {
+    affine_matmul_q8x(q4_row_q8x, HALF, codes, d, m, x, y, M, N, K, threads);
 }
 
 /* y (M, N) = x (M, K) @ W.T for a q8 W, with x rounded to int8 blocks first. */
@@ -562,33 +580,13 @@ static float q5_row_q8x(const uint8_t *codes, const float *d, const float *m, co
 /* y (M, N) = x (M, K) @ W.T for a q5 W; xsum is scratch of M * K / 32 floats. */
 void q5_matmul(const uint8_t *codes, const float *d, const float *m, const float *x, float *y, float *xsum,
                int M, int N, int K, int threads) {
-    const int nblocks = K / BLOCK;
-    for (int i = 0; i < M * nblocks; i++) {
-        float s = 0.0f;
-        for (int j = 0; j < BLOCK; j++) s += x[i * BLOCK + j];
-        xsum[i] = s;
-    }
-#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
-    for (int n = 0; n < N; n++)
-        for (int r = 0; r < M; r++)
-            y[(int64_t)r * N + n] = q5_row(codes + (int64_t)n * nblocks * Q5_BYTES, d + (int64_t)n * nblocks,
-                                           m + (int64_t)n * nblocks, x + (int64_t)r * K, xsum + r * nblocks, nblocks);
+    affine_matmul(q5_row, Q5_BYTES, codes, d, m, x, y, xsum, M, N, K, threads);
 }
 
 /* y (M, N) = x (M, K) @ W.T for a q5 W, with x rounded to int8 blocks first. */
 void q5_matmul_q8x(const uint8_t *codes, const float *d, const float *m, const float *x, float *y,
                    int M, int N, int K, int threads) {
-    const int nblocks = K / BLOCK;
-    int8_t *xq = malloc((size_t)M * K + 2 * sizeof(float) * M * nblocks);
-    float *dx = (float *)(xq + (size_t)M * K), *xsum = dx + M * nblocks;
-    quantize_x(x, xq, dx, xsum, (int64_t)M * nblocks);
-#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
-    for (int n = 0; n < N; n++)
-        for (int r = 0; r < M; r++)
-            y[(int64_t)r * N + n] = q5_row_q8x(codes + (int64_t)n * nblocks * Q5_BYTES, d + (int64_t)n * nblocks,
-                                               m + (int64_t)n * nblocks, xq + (int64_t)r * K, dx + r * nblocks,
-                                               xsum + r * nblocks, nblocks);
-    free(xq);
+    affine_matmul_q8x(q5_row_q8x, Q5_BYTES, codes, d, m, x, y, M, N, K, threads);
 }
 
 /* Block b's 32 weights into w (float32) or wb (bfloat16; the other pointer is NULL). */
