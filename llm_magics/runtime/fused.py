@@ -27,7 +27,7 @@ P, I = ctypes.c_void_p, ctypes.c_int
 
 
 class _QLinear(ctypes.Structure):
-    _fields_ = [("kind", I), ("int8_x", I), ("n", I), ("k", I), ("codes", P), ("d", P), ("m", P), ("bias", P)]
+    _fields_ = [("kind", I), ("int8_x", I), ("half", I), ("n", I), ("k", I), ("codes", P), ("d", P), ("m", P), ("bias", P)]
 
 
 class _QLayer(ctypes.Structure):
@@ -42,22 +42,24 @@ class _QModel(ctypes.Structure):
     ]  # fmt: skip
 
 
-def _ptr(tensor: torch.Tensor | None) -> int | None:
+def _ptr(tensor: torch.Tensor | None, dtype: torch.dtype = torch.float32) -> int | None:
     if tensor is None:
         return None
-    assert tensor.dtype == torch.float32 and tensor.is_contiguous()
+    assert tensor.dtype == dtype and tensor.is_contiguous()
     return tensor.data_ptr()
 
 
 def _qlinear(layer: BlockQuantLinear) -> _QLinear:
+    scale_dtype = layer.scales.dtype  # float16 where that holds the matrix's scales and mins, else float32
     return _QLinear(
         kind={"q4": 0, "q8": 1, "q5": 2}[layer.kind],
         int8_x=int(layer.decode_int8),
+        half=int(scale_dtype == torch.float16),
         n=layer.out_features,
         k=layer.in_features,
         codes=layer.codes.data_ptr(),
-        d=_ptr(layer.scales),
-        m=_ptr(layer.mins) if layer.kind != "q8" else None,
+        d=_ptr(layer.scales, scale_dtype),
+        m=_ptr(layer.mins, scale_dtype) if layer.kind != "q8" else None,
         bias=_ptr(layer.bias),
     )
 

@@ -13,9 +13,10 @@ its speed is set by how fast the weights stream from memory. Measured on the
 * int8 weight-only, one scale per output row, through `torch._weight_int8pack_mm`
   (bf16 activations): a quarter of the bytes.
 * q4: llama.cpp's own block formats, run by a small C kernel (kernels/blockq.c):
-  4-bit codes with a float32 scale and minimum per 32 weights (Q4_1), 5-bit codes
+  4-bit codes with a scale and minimum per 32 weights (Q4_1), 5-bit codes
   likewise (Q5_1's layout) for a matrix 4 bits cannot hold exactly, or 8-bit codes
-  with a scale (Q8_0) for one that 5 bits cannot hold either. A GGUF's Q4_0/Q4_1/Q4_K,
+  with a scale (Q8_0) for one that 5 bits cannot hold either. Scales are float16, as
+  llama.cpp's, where that holds a matrix's exactly, else float32. A GGUF's Q4_0/Q4_1/Q4_K,
   Q5_0/Q5_1 and Q8_0 tensors fit these exactly (kernels.pack_exact finds each block's
   step), so the weights are the float32 path's weights (Q6_K's are rounded to 8 bits:
   its blocks of 16 have two scales per 32 weights); activations stay float32, so greedy decoding follows the

@@ -56,26 +56,41 @@ def test_kernel_products_equal_float32_matmul_on_the_dequantized_weights():
 
 def gguf_like_blocks(rows: int, cols: int, codes: range, seed: int) -> torch.Tensor:
     """Weights as a GGUF block format leaves them: d * q + m per block of 32, with integer codes drawn
-    from `codes` (a Q5_0 block: range(32) with m = -16 d; real blocks seldom use the first and last code)."""
+    from `codes` (real blocks seldom use the first and last code). With more than 16 codes a Q5_0 block:
+    a float16 d, negative for about half the blocks as llama.cpp's, and m = -16 d. Else a Q4_K block:
+    d and -m are a float16 (one per row here, per 256 weights in the file) times a 6-bit integer per
+    block, so neither need be a float16 itself."""
     g = torch.Generator().manual_seed(seed)
     q = torch.randint(codes.start, codes.stop, (rows, cols // 32, 32), generator=g).float()
-    d = torch.rand(rows, cols // 32, 1, generator=g) * 0.01 + 1e-3
-    m = -16 * d if len(codes) > 16 else -torch.rand(rows, cols // 32, 1, generator=g) * 0.05
+    if len(codes) > 16:
+        sign = torch.randint(0, 2, (rows, cols // 32, 1), generator=g) * 2 - 1
+        d = ((torch.rand(rows, cols // 32, 1, generator=g) * 0.01 + 1e-3) * sign).half().float()
+        m = -16 * d
+    else:
+        super_d, super_m = ((torch.rand(2, rows, 1, 1, generator=g) + 0.1) * 1e-4).half().float()
+        d = super_d * torch.randint(1, 64, (rows, cols // 32, 1), generator=g)
+        m = -super_m * torch.randint(0, 64, (rows, cols // 32, 1), generator=g)
     return (d * q + m).reshape(rows, cols)
 
 
 def test_exact_packing_finds_each_blocks_step():
-    """pack_exact holds Q5_0-like blocks as q5 and Q4_K-like blocks (codes 1..14: min/max scaling
-    gets their step wrong) as q4, both exactly; weights from no block format are refused."""
+    """pack_exact holds Q5_0-like blocks as q5 with float16 scales and Q4_K-like blocks (codes 1..14:
+    min/max scaling gets their step wrong) as q4 with float32 ones, both exactly; weights from no
+    block format are refused."""
     q5_weights = gguf_like_blocks(40, 96, range(2, 30), 0)
     kind, codes, scales, mins = kernels.pack_exact(q5_weights)
     assert kind == "q5" and codes.shape == (40, 3 * 20)
-    assert torch.allclose(kernels.q5_dequantize(codes, scales, mins, 1), q5_weights, rtol=0, atol=1e-7)
+    assert scales.dtype == mins.dtype == torch.float16  # Q5_0's float16 d, and a minimum moved to a float16
+    assert torch.equal(kernels.q5_dequantize(codes, scales, mins, 1), q5_weights)
+    full = gguf_like_blocks(40, 96, range(32), 2)  # codes fill 0..31: a negative d's block spans -15 |d| .. 16 |d|
+    kind, codes, scales, mins = kernels.pack_exact(full)
+    assert kind == "q5" and scales.dtype == torch.float16 and (scales < 0).any()  # counted down from 16 |d|
+    assert torch.equal(kernels.q5_dequantize(codes, scales, mins, 1), full)
     q4_weights = gguf_like_blocks(40, 96, range(1, 15), 1)
     codes4, scales4, mins4 = kernels.pack_q4(q4_weights)
     assert (kernels.q4_dequantize(codes4, scales4, mins4, 1) - q4_weights).abs().max() > 1e-4  # min/max: wrong step
     kind, codes, scales, mins = kernels.pack_exact(q4_weights)
-    assert kind == "q4"
+    assert kind == "q4" and scales.dtype == mins.dtype == torch.float32  # Q4_K's scales are no float16s
     assert torch.allclose(kernels.q4_dequantize(codes, scales, mins, 1), q4_weights, rtol=0, atol=1e-7)
     few_codes = q4_weights.clone()
     few_codes[0, :32] = 0.01 * torch.tensor([0.0, 7, 15] * 10 + [0, 7]) - 0.02  # smallest gap: 7 steps
@@ -94,8 +109,7 @@ def test_q5_products_and_dequantization():
     linear = torch.nn.Linear(160, 64, bias=False)
     linear.weight.data.copy_(w)
     layer = BlockQuantLinear(linear)
-    assert layer.kind == "q5" and torch.allclose(layer.dequantize(1), w, rtol=0, atol=1e-7)
-    w = layer.dequantize(1)
+    assert layer.kind == "q5" and torch.equal(layer.dequantize(1), w)
     assert torch.equal(layer.dequantize(2, torch.bfloat16), w.to(torch.bfloat16))
     torch.manual_seed(6)
     for rows in (1, 3):
@@ -104,22 +118,114 @@ def test_q5_products_and_dequantization():
             got = kernels.q5_matmul(x, layer.codes, layer.scales, layer.mins, threads_)
             assert torch.allclose(got, x @ w.T, rtol=1e-5, atol=1e-5)
             got = kernels.q5_matmul_q8x(x, layer.codes, layer.scales, layer.mins, threads_)
-            ref = int8_activation_reference(x, layer)
+            ref = int8_activation_reference(x, layer.kind, w, layer.mins)
             assert torch.allclose(got, ref, rtol=1e-5, atol=1e-5 * ref.abs().max())
         assert torch.allclose(layer(x), x @ w.T, rtol=1e-5, atol=1e-5)
 
 
-def int8_activation_reference(x, layer):
-    """What the *_q8x products compute, in torch: x rounded to int8 blocks (kernels.quantize_activations),
-    times the codes' integer weights, plus (q4) each block's minimum times the sum of the original x."""
+def int8_activation_reference(x, kind: str, w, mins):
+    """What the *_q8x products compute, in torch and in w's dtype: x rounded to int8 blocks
+    (kernels.quantize_activations), times the codes' integer weights (w (N, K) less each block's
+    minimum), plus (q4, q5) each block's minimum times the sum of the original x."""
     M, K = x.shape
     xq, dx = kernels.quantize_activations(x)
-    rounded = (xq.float().view(M, K // 32, 32) * dx[..., None]).view(M, K)  # (M, K)
-    w = layer.dequantize(1)  # (N, K)
-    if layer.kind == "q8":
+    rounded = (xq.to(w.dtype).view(M, K // 32, 32) * dx.to(w.dtype)[..., None]).view(M, K)  # (M, K)
+    if kind == "q8":
         return rounded @ w.T
-    mins = layer.mins.repeat_interleave(32, dim=1)  # (N, K)
-    return rounded @ (w - mins).T + x.view(M, K // 32, 32).sum(-1) @ layer.mins.T
+    mins = mins.to(w.dtype)  # (N, K/32)
+    return rounded @ (w - mins.repeat_interleave(32, dim=1)).T + x.to(w.dtype).view(M, K // 32, 32).sum(-1) @ mins.T
+
+
+def packed(kind: str, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(codes, scales, mins) of W as BlockQuantLinear packs a `kind` matrix; mins empty for q8."""
+    if kind == "q4":
+        return kernels.pack_q4(w)
+    if kind == "q8":
+        return (*kernels.pack_q8(w), torch.empty(0))
+    found, codes, scales, mins = kernels.pack_exact(w)
+    assert found == kind
+    return codes, scales, mins
+
+
+def block_codes(kind: str, codes: torch.Tensor, nblocks: int) -> torch.Tensor:
+    """The integer codes q (N, nblocks, 32) of packed blocks, unpacked in torch (blockq.c's layouts)."""
+    N = codes.shape[0]
+    if kind == "q8":
+        return codes.view(N, nblocks, 32).long()
+    block = codes.view(N, nblocks, -1).long()  # (N, nblocks, 16 or 20 bytes)
+    q = torch.cat([block[..., :16] & 0xF, block[..., :16] >> 4], dim=-1)  # byte j: q[j] and q[j + 16]
+    if kind == "q5":
+        bits = (block[..., 16:20, None] >> torch.arange(8)) & 1  # (N, nblocks, 4, 8): bit j of a little-endian uint32
+        q = q | bits.reshape(N, nblocks, 32) << 4
+    return q
+
+
+def reference_weights(kind: str, codes, scales, mins) -> torch.Tensor:
+    """W (N, K) in float64, d * q + m per block, from the codes and scales unpacked in torch."""
+    N, nblocks = scales.shape
+    w = scales.double()[..., None] * block_codes(kind, codes, nblocks)  # (N, nblocks, 32)
+    if kind != "q8":
+        w = w + mins.double()[..., None]
+    return w.view(N, nblocks * 32)
+
+
+@pytest.mark.parametrize("kind", ["q4", "q5", "q8"])
+def test_float16_scales_in_every_product(kind):
+    """Every product and dequantization reads float16 scales and mins (as packed) and float32 ones
+    (the same values) alike. Against the weights unpacked in float64: dequantization is d * q + m
+    rounded once to float32 (d * q is exact: an 11-bit float16 times a code), products with float32
+    activations are x @ Wᵀ to float rounding, and with int8 activations the same rounding of x done in
+    float64. Both storages give identical results: each float16 scale becomes its float32 where it is used."""
+    g = torch.Generator().manual_seed(8)
+    N, K = 48, 21 * 32  # 21 blocks: mins 16 (or 8) at a time and the rest; blocks four at a time and a lone one
+    w = gguf_like_blocks(N, K, range(32), 8) if kind == "q5" else torch.randn(N, K, generator=g)
+    codes, scales, mins = packed(kind, w)
+    assert scales.dtype == torch.float16 and (kind == "q8" or mins.dtype == torch.float16)
+    exact = reference_weights(kind, codes, scales, mins)  # (N, K) float64
+    dequantize = getattr(kernels, f"{kind}_dequantize")
+    matmul, matmul_q8x = getattr(kernels, f"{kind}_matmul"), getattr(kernels, f"{kind}_matmul_q8x")
+    xs = [torch.randn(rows, K, generator=g) for rows in (1, 3)]
+    results = {}
+    for dtype in (torch.float16, torch.float32):
+        weights = (codes, scales.to(dtype)) + (() if kind == "q8" else (mins.to(dtype),))
+        for threads_ in (1, 2):
+            assert torch.equal(dequantize(*weights, threads_), exact.float())
+            assert torch.equal(dequantize(*weights, threads_, torch.bfloat16), exact.float().bfloat16())
+            for x in xs:
+                got, ref = matmul(x, *weights, threads_), x.double() @ exact.T
+                assert (got - ref).abs().max() <= 1e-5 * ref.abs().max(), (dtype, threads_, len(x))
+                got_q8x, ref = matmul_q8x(x, *weights, threads_), int8_activation_reference(x.double(), kind, exact, mins)
+                assert (got_q8x - ref).abs().max() <= 1e-5 * ref.abs().max(), (dtype, threads_, len(x))
+                results.setdefault((threads_, len(x)), []).append((got, got_q8x))
+    for (half_float, half_int8), (float_float, float_int8) in results.values():
+        assert torch.equal(half_float, float_float) and torch.equal(half_int8, float_int8)
+
+
+def test_scales_are_float16_where_that_holds_every_weight():
+    """A layer keeps the blocks it is given: float16 scales for weights from Q4_1, Q5_0 and Q8_0 blocks
+    (as the file stores them), float32 for Q4_K blocks (a float16 times a 6-bit sub-scale), each
+    weight exact either way. Float weights (no block format: 8-bit blocks) get float16 scales."""
+    from llm_magics.runtime.quantize import BlockQuantLinear
+
+    torch.manual_seed(9)
+    float_weights = torch.randn(64, 96)
+    q4_1 = kernels.q4_dequantize(*kernels.pack_q4(float_weights), 1)
+    q8_0 = kernels.q8_dequantize(*kernels.pack_q8(float_weights), 1)
+    cases = [  # weights, kind, scales' dtype, exact
+        (q4_1, "q4", torch.float16, True),
+        (gguf_like_blocks(64, 96, range(32), 10), "q5", torch.float16, True),
+        (q8_0, "q8", torch.float16, True),
+        (gguf_like_blocks(64, 96, range(1, 15), 11), "q4", torch.float32, True),
+        (float_weights, "q8", torch.float16, False),
+    ]
+    for i, (w, kind, dtype, exact) in enumerate(cases):
+        linear = torch.nn.Linear(96, 64, bias=False)
+        linear.weight.data.copy_(w)
+        layer = BlockQuantLinear(linear)
+        assert (layer.kind, layer.scales.dtype) == (kind, dtype), i
+        assert kind == "q8" or layer.mins.dtype == dtype
+        if exact:
+            assert torch.allclose(layer.dequantize(1), w, rtol=0, atol=1e-7), i
 
 
 def test_int8_activation_products_match_torch(smollm_q4):
@@ -128,7 +234,7 @@ def test_int8_activation_products_match_torch(smollm_q4):
     for layer in (module.blocks[0].mlp.down, module.blocks[5].attn.qkv, module.unembed):  # q4, q4, q8
         for rows in (1, 3):
             x = torch.randn(rows, layer.in_features)
-            ref = int8_activation_reference(x, layer)
+            ref = int8_activation_reference(x, layer.kind, layer.dequantize(1), layer.mins)
             exact = x @ layer.dequantize(1).T
             for threads_ in (1, 2):
                 if layer.kind == "q4":
@@ -149,36 +255,42 @@ def test_activation_rounding():
     assert ((xq.float().view(2, 3, 32) * dx[..., None]).view(2, 96) - x).abs().le(dx.repeat_interleave(32, 1) / 2 + 1e-12).all()
 
 
-def test_portable_int8_products_equal_the_native_ones(tmp_path):
-    """blockq.c's plain-C branch computes the same integer sums as the VNNI one: built without
-    -march=native, it agrees to float rounding."""
+@pytest.mark.parametrize("build", ["portable", "avx2"])
+def test_portable_and_avx2_builds_compute_what_the_native_one_does(build, tmp_path, monkeypatch):
+    """blockq.c's plain-C branch (built without -march=native, float16 scales converted in C) and its
+    AVX2 branch (where the CPU has AVX2, FMA and F16C) compute the same sums as this machine's build:
+    every product, float32 and int8 activations, float16 and float32 scales, agrees to float rounding,
+    and every float16 value (subnormals, infinities, NaNs) widens as torch widens it."""
     import ctypes
     import shutil
 
+    flags = {"portable": [], "avx2": ["-mavx2", "-mfma", "-mf16c"]}[build]
+    if build == "avx2" and not {"avx2", "fma", "f16c"} <= set(kernels._cpu_flags().split()):
+        pytest.skip("the CPU has no AVX2, FMA or F16C")
     compiler = shutil.which("gcc") or shutil.which("cc")
-    portable = tmp_path / "blockq_portable.so"
-    subprocess.run([compiler, "-O2", "-fopenmp", "-shared", "-fPIC", "-o", str(portable), *map(str, kernels.SOURCES), "-lm"], check=True)
-    lib = ctypes.CDLL(str(portable))
-    assert lib.q8x_native() == 0
-    P, I = ctypes.c_void_p, ctypes.c_int
-    lib.q4_matmul_q8x.argtypes = [P, P, P, P, P, I, I, I, I]
+    built = tmp_path / f"blockq_{build}.so"
+    subprocess.run([compiler, "-O2", *flags, "-fopenmp", "-shared", "-fPIC", "-o", str(built), *map(str, kernels.SOURCES), "-lm"], check=True)
+    lib = ctypes.CDLL(str(built))
+    kernels._declare(lib)
+    assert lib.q8x_native() == (build == "avx2")
     torch.manual_seed(4)
-    w, x = torch.randn(64, 96), torch.randn(2, 96)  # 3 blocks: a pair and a lone block
-    codes, scales, mins = kernels.pack_q4(w)
-    got = torch.empty(2, 64)
-    lib.q4_matmul_q8x(codes.data_ptr(), scales.data_ptr(), mins.data_ptr(), x.data_ptr(), got.data_ptr(), 2, 64, 96, 1)
-    native = kernels.q4_matmul_q8x(x, codes, scales, mins, 1)
-    assert torch.allclose(got, native, rtol=1e-5, atol=1e-5 * native.abs().max())
-    lib.q5_matmul.argtypes, lib.q5_matmul_q8x.argtypes = [P, P, P, P, P, P, I, I, I, I], [P, P, P, P, P, I, I, I, I]
-    kind, codes, scales, mins = kernels.pack_exact(gguf_like_blocks(64, 96, range(32), 7))
-    assert kind == "q5"
-    xsum = torch.empty(2 * 3)
-    lib.q5_matmul(codes.data_ptr(), scales.data_ptr(), mins.data_ptr(), x.data_ptr(), got.data_ptr(), xsum.data_ptr(), 2, 64, 96, 1)
-    native = kernels.q5_matmul(x, codes, scales, mins, 1)
-    assert torch.allclose(got, native, rtol=1e-5, atol=1e-5 * native.abs().max())
-    lib.q5_matmul_q8x(codes.data_ptr(), scales.data_ptr(), mins.data_ptr(), x.data_ptr(), got.data_ptr(), 2, 64, 96, 1)
-    native = kernels.q5_matmul_q8x(x, codes, scales, mins, 1)
-    assert torch.allclose(got, native, rtol=1e-5, atol=1e-5 * native.abs().max())
+    x = torch.randn(2, 21 * 32)  # 21 blocks: mins 16 (or 8) at a time and the rest; a lone block
+    weights = {"q4": torch.randn(64, 21 * 32), "q5": gguf_like_blocks(64, 21 * 32, range(32), 7), "q8": torch.randn(64, 21 * 32)}
+    cases = []
+    for kind, w in weights.items():
+        codes, scales, mins = packed(kind, w)
+        for dtype in (torch.float16, torch.float32):
+            stored = (codes, scales.to(dtype)) + (() if kind == "q8" else (mins.to(dtype),))
+            for product in (f"{kind}_matmul", f"{kind}_matmul_q8x"):
+                cases.append((product, stored, getattr(kernels, product)(x, *stored, 1)))
+            cases.append((f"{kind}_dequantize", stored, getattr(kernels, f"{kind}_dequantize")(*stored, 1)))
+    monkeypatch.setattr(kernels, "_lib", lib)
+    for name, stored, native in cases:
+        got = getattr(kernels, name)(*stored, 1) if name.endswith("dequantize") else getattr(kernels, name)(x, *stored, 1)
+        assert torch.allclose(got, native, rtol=1e-5, atol=1e-5 * native.abs().max()), (name, stored[1].dtype)
+    every_half = torch.arange(-(2**15), 2**15).to(torch.int16).view(torch.float16).reshape(2048, 32)  # as scales
+    widened = kernels.q8_dequantize(torch.ones(2048, 32 * 32, dtype=torch.int8), every_half, 1)[:, ::32]  # d * 1
+    torch.testing.assert_close(widened, every_half.float(), rtol=0, atol=0, equal_nan=True)  # subnormals, inf, NaN
 
 
 def test_decode_activations_of_a_q4_model(smollm_q4):

@@ -11,9 +11,12 @@ The shared library is linked against the OpenMP runtime torch has already loaded
 threads to use, so the thread policy (threads.py) governs these products too.
 
 Layouts (see blockq.c), for a weight W (N, K) with K a multiple of 32:
-    q4: codes uint8 (N, K/2),       scales float32 (N, K/32), mins float32 (N, K/32)
-    q5: codes uint8 (N, K/32 * 20), scales float32 (N, K/32), mins float32 (N, K/32)
-    q8: codes int8 (N, K),          scales float32 (N, K/32)
+    q4: codes uint8 (N, K/2),       scales (N, K/32), mins (N, K/32)
+    q5: codes uint8 (N, K/32 * 20), scales (N, K/32), mins (N, K/32)
+    q8: codes int8 (N, K),          scales (N, K/32)
+Scales and mins are float16, as llama.cpp stores them (a q4 block: 16 + 2 + 2 bytes), where that
+holds every one of a matrix's exactly, else float32 (Q4_K's: a float16 times a 6-bit sub-scale).
+`pack_q4` and `pack_q8` round them to float16 first, as llama.cpp's Q4_1 and Q8_0 do.
 """
 
 from __future__ import annotations
@@ -83,15 +86,23 @@ def _load():
         _failed = str(err)
         log.warning("Block-quantized kernels unavailable (%s); using torch's int8 path instead.", err)
         return None
+    _declare(lib)
+    _lib = lib
+    return lib
+
+
+def _declare(lib) -> None:
+    """The ctypes signatures of blockq.c's and step.c's functions (scales and mins are void pointers
+    followed by the `half` flag)."""
     P, I = ctypes.c_void_p, ctypes.c_int
-    lib.q4_matmul.argtypes = [P, P, P, P, P, P, I, I, I, I]
-    lib.q8_matmul.argtypes = [P, P, P, P, I, I, I, I]
-    lib.q4_dequantize.argtypes = [P, P, P, P, I, I, I]
-    lib.q8_dequantize.argtypes = [P, P, P, I, I, I]
-    lib.q4_dequantize_bf16.argtypes = [P, P, P, P, I, I, I]
-    lib.q8_dequantize_bf16.argtypes = [P, P, P, I, I, I]
-    lib.q4_matmul_q8x.argtypes = [P, P, P, P, P, I, I, I, I]
-    lib.q8_matmul_q8x.argtypes = [P, P, P, P, I, I, I, I]
+    lib.q4_matmul.argtypes = [P, P, P, I, P, P, P, I, I, I, I]
+    lib.q8_matmul.argtypes = [P, P, I, P, P, I, I, I, I]
+    lib.q4_dequantize.argtypes = [P, P, P, I, P, I, I, I]
+    lib.q8_dequantize.argtypes = [P, P, I, P, I, I, I]
+    lib.q4_dequantize_bf16.argtypes = [P, P, P, I, P, I, I, I]
+    lib.q8_dequantize_bf16.argtypes = [P, P, I, P, I, I, I]
+    lib.q4_matmul_q8x.argtypes = [P, P, P, I, P, P, I, I, I, I]
+    lib.q8_matmul_q8x.argtypes = [P, P, I, P, P, I, I, I, I]
     lib.q5_matmul.argtypes = lib.q4_matmul.argtypes
     lib.q5_matmul_q8x.argtypes = lib.q4_matmul_q8x.argtypes
     lib.q5_dequantize.argtypes = lib.q5_dequantize_bf16.argtypes = lib.q4_dequantize.argtypes
@@ -101,8 +112,6 @@ def _load():
         fn.restype = None
     lib.q8x_native.argtypes, lib.q8x_native.restype = [], ctypes.c_int
     lib.decode_step.argtypes, lib.decode_step.restype = [P, P, P, P, P, I, I, I], None
-    _lib = lib
-    return lib
 
 
 def available() -> bool:
@@ -114,22 +123,27 @@ def available() -> bool:
 
 
 def pack_q4(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """W (N, K) -> (codes (N, K/2) uint8, scales (N, K/32), mins (N, K/32)): w ≈ scale * q + min, q in 0..15.
+    """W (N, K) -> (codes (N, K/2) uint8, scales (N, K/32) float16, mins (N, K/32) float16):
+    w ≈ scale * q + min, q in 0..15.
 
-    Exact (to float32 rounding) for weights that came from a Q4_0/Q4_1/Q4_K GGUF block: their
-    smallest and largest weights are codes 0 and 15 of a 32-weight block.
+    As llama.cpp's Q4_1: each block's scale, (max - min) / 15, and its minimum are rounded to float16,
+    and the codes are found against the rounded ones. Exact (to float32 rounding) for weights that came
+    from a Q4_0 or Q4_1 GGUF block whose smallest and largest weights are codes 0 and 15; a Q4_K block's
+    scale is no float16 (`pack_exact` holds those).
     """
     N, K = w.shape
     blocks = w.float().reshape(N, K // BLOCK, BLOCK)
     low, high = blocks.amin(-1), blocks.amax(-1)  # (N, K/32)
-    scale = (high - low) / 15
-    q = ((blocks - low[..., None]) / scale.clamp(min=1e-30)[..., None]).round().clamp(0, 15).to(torch.uint8)
+    scale, low = ((high - low) / 15).half(), low.half()
+    d, m = scale.float()[..., None], low.float()[..., None]  # (N, K/32, 1): the stored values
+    q = ((blocks - m) / d.clamp(min=1e-30)).round().clamp(0, 15).to(torch.uint8)  # rounding m up can make a code -0.x: 0
     codes = q[..., : BLOCK // 2] | (q[..., BLOCK // 2 :] << 4)  # byte j: q[j] low nibble, q[j + 16] high
     return codes.reshape(N, K // 2).contiguous(), scale.contiguous(), low.contiguous()
 
 
 def pack_exact(w: torch.Tensor) -> tuple[str, torch.Tensor, torch.Tensor, torch.Tensor] | None:
     """W (N, K) -> (kind, codes, scales, mins) in q4 or q5 when that holds every weight exactly, else None.
+    The scales and mins are float16 where that holds them all (`_float16_blocks`), else float32.
 
     A block from a GGUF holds d * q + m for integer codes q (Q4_K sub-blocks, Q5_0, Q5_1...), but
     its codes need not run from 0 to the top code (a Q5_0 block often uses 3..28), so min/max
@@ -164,6 +178,9 @@ def pack_exact(w: torch.Tensor) -> tuple[str, torch.Tensor, torch.Tensor, torch.
             return None
         parts.append((q.to(torch.uint8), scale, low))
         top = max(top, int(steps.max()))
+    halves = [_float16_blocks(*part, top=15 if top <= 15 else 31) for part in parts]
+    if all(half is not None for half in halves):
+        parts = halves
     q = torch.cat([p[0] for p in parts]).reshape(N, K // BLOCK, BLOCK)
     scales = torch.cat([p[1] for p in parts]).reshape(N, K // BLOCK).contiguous()
     mins = torch.cat([p[2] for p in parts]).reshape(N, K // BLOCK).contiguous()
@@ -189,16 +206,57 @@ def _finer_steps(where, ratio) -> torch.Tensor:
     return found
 
 
+def _float16_blocks(q, scale, low, top: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+    """Blocks (codes q (..., 32) uint8, scale (...), low (...): w = scale * q + low, from `pack_exact`) with
+    float16 scales and mins holding the same weights, or None where float16 cannot hold them all.
+
+    A block's step can be a float16 while its smallest weight is not: a Q5_0 block holds d * (q - 16)
+    with a float16 d, and its smallest weight, d * (lowest q - 16), needs up to 16 bits. The same
+    weights are held by the minimum moved down k steps and the codes moved up by k (to Q5_0's own
+    -16 d), or, where the codes fill 0..top, by counting down from k steps above the minimum: scale -s,
+    codes k - q. llama.cpp's d is negative when a block's weight of largest magnitude is positive, so
+    such a block spans -15 |d| .. 16 |d|, and only 16 |d| = -16 d is a float16. The first k that
+    makes the minimum a float16 and keeps the codes within 0..top is taken, counting down last.
+    """
+    if not torch.equal(scale.half().float(), scale):
+        return None
+    q = q.long()
+    steps = torch.arange(top + 1, dtype=torch.float64)  # (top + 1,) values of k
+    low, step = low.double()[..., None], scale.double()[..., None]
+    mins = torch.cat([low - steps * step, low + steps * step], dim=-1)  # (..., 2 (top + 1)): exact in float64
+    highest = q.amax(-1, keepdim=True)
+    possible = torch.cat([highest + steps <= top, steps >= highest], dim=-1)  # codes q + k, or k - q, in 0..top
+    fits = (mins.half().double() == mins) & possible
+    if not fits.any(-1).all():
+        return None
+    first = fits.int().argmax(-1, keepdim=True)  # (..., 1)
+    down, k = first > top, first % (top + 1)
+    codes = torch.where(down, k - q, q + k).to(torch.uint8)
+    scales = torch.where(down.squeeze(-1), -scale, scale)
+    return codes, scales.half(), mins.gather(-1, first).squeeze(-1).half()
+
+
 def pack_q8(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """W (N, K) -> (codes (N, K) int8, scales (N, K/32)): w ≈ scale * q, q in -127..127 (exact for Q8_0 blocks)."""
+    """W (N, K) -> (codes (N, K) int8, scales (N, K/32) float16): w ≈ scale * q, q in -127..127.
+
+    As llama.cpp's Q8_0: each block's scale, amax / 127, is rounded to float16, and the codes are found
+    against the rounded one (exact for Q8_0 blocks)."""
     N, K = w.shape
     blocks = w.float().reshape(N, K // BLOCK, BLOCK)
-    scale = blocks.abs().amax(-1) / 127
-    q = (blocks / scale.clamp(min=1e-30)[..., None]).round().clamp(-127, 127).to(torch.int8)
+    scale = (blocks.abs().amax(-1) / 127).half()
+    q = (blocks / scale.float().clamp(min=1e-30)[..., None]).round().clamp(-127, 127).to(torch.int8)
     return q.reshape(N, K).contiguous(), scale.contiguous()
 
 
 # ─── products ──────────────────────────────────────────────────────────────────
+
+
+def _half(scales: torch.Tensor, mins: torch.Tensor | None = None) -> int:
+    """blockq.c's `half` flag: 1 for float16 scales (and mins), 0 for float32 ones."""
+    dtypes = {scales.dtype} if mins is None else {scales.dtype, mins.dtype}
+    if dtypes not in ({torch.float16}, {torch.float32}):
+        raise ValueError(f"Scales and mins are all float16 or all float32, not {', '.join(map(str, dtypes))}.")
+    return int(scales.dtype == torch.float16)
 
 
 def q4_matmul(x: torch.Tensor, codes, scales, mins, threads: int) -> torch.Tensor:
@@ -207,8 +265,8 @@ def q4_matmul(x: torch.Tensor, codes, scales, mins, threads: int) -> torch.Tenso
     N = codes.shape[0]
     y = torch.empty(M, N)
     xsum = torch.empty(M * K // BLOCK)
-    _lib.q4_matmul(codes.data_ptr(), scales.data_ptr(), mins.data_ptr(), x.data_ptr(), y.data_ptr(),
-                   xsum.data_ptr(), M, N, K, threads)  # fmt: skip
+    _lib.q4_matmul(codes.data_ptr(), scales.data_ptr(), mins.data_ptr(), _half(scales, mins), x.data_ptr(),
+                   y.data_ptr(), xsum.data_ptr(), M, N, K, threads)  # fmt: skip
     return y
 
 
@@ -221,8 +279,8 @@ def q5_matmul(x: torch.Tensor, codes, scales, mins, threads: int) -> torch.Tenso
     M, K = x.shape
     y = torch.empty(M, codes.shape[0])
     xsum = torch.empty(M * K // BLOCK)
-    _lib.q5_matmul(codes.data_ptr(), scales.data_ptr(), mins.data_ptr(), x.data_ptr(), y.data_ptr(),
-                   xsum.data_ptr(), M, codes.shape[0], K, threads)  # fmt: skip
+    _lib.q5_matmul(codes.data_ptr(), scales.data_ptr(), mins.data_ptr(), _half(scales, mins), x.data_ptr(),
+                   y.data_ptr(), xsum.data_ptr(), M, codes.shape[0], K, threads)  # fmt: skip
     return y
 
 
@@ -247,10 +305,10 @@ def quantize_activations(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _product(fn, x: torch.Tensor, *weights, threads: int) -> torch.Tensor:
-    """y (M, N) = fn(weights..., x, y, M, N, K, threads) for x (M, K) float32 contiguous."""
+    """y (M, N) = fn(codes, scales[, mins], half, x, y, M, N, K, threads) for x (M, K) float32 contiguous."""
     M, K = x.shape
     y = torch.empty(M, weights[0].shape[0])
-    fn(*(w.data_ptr() for w in weights), x.data_ptr(), y.data_ptr(), M, y.shape[1], K, threads)
+    fn(*(w.data_ptr() for w in weights), _half(*weights[1:]), x.data_ptr(), y.data_ptr(), M, y.shape[1], K, threads)
     return y
 
 
@@ -280,7 +338,7 @@ def q4_dequantize(codes, scales, mins, threads: int, dtype: torch.dtype = torch.
     N, K = codes.shape[0], codes.shape[1] * 2
     w = torch.empty(N, K, dtype=dtype)
     fn = _lib.q4_dequantize_bf16 if dtype == torch.bfloat16 else _lib.q4_dequantize
-    fn(codes.data_ptr(), scales.data_ptr(), mins.data_ptr(), w.data_ptr(), N, K, threads)
+    fn(codes.data_ptr(), scales.data_ptr(), mins.data_ptr(), _half(scales, mins), w.data_ptr(), N, K, threads)
     return w
 
 
@@ -289,7 +347,7 @@ def q5_dequantize(codes, scales, mins, threads: int, dtype: torch.dtype = torch.
     N, K = codes.shape[0], scales.shape[1] * BLOCK
     w = torch.empty(N, K, dtype=dtype)
     fn = _lib.q5_dequantize_bf16 if dtype == torch.bfloat16 else _lib.q5_dequantize
-    fn(codes.data_ptr(), scales.data_ptr(), mins.data_ptr(), w.data_ptr(), N, K, threads)
+    fn(codes.data_ptr(), scales.data_ptr(), mins.data_ptr(), _half(scales, mins), w.data_ptr(), N, K, threads)
     return w
 
 
@@ -298,5 +356,5 @@ def q8_dequantize(codes, scales, threads: int, dtype: torch.dtype = torch.float3
     N, K = codes.shape
     w = torch.empty(N, K, dtype=dtype)
     fn = _lib.q8_dequantize_bf16 if dtype == torch.bfloat16 else _lib.q8_dequantize
-    fn(codes.data_ptr(), scales.data_ptr(), w.data_ptr(), N, K, threads)
+    fn(codes.data_ptr(), scales.data_ptr(), _half(scales), w.data_ptr(), N, K, threads)
     return w

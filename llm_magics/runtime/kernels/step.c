@@ -22,22 +22,24 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-void q4_matmul(const uint8_t *codes, const float *d, const float *m, const float *x, float *y, float *xsum,
+void q4_matmul(const uint8_t *codes, const void *d, const void *m, int half, const float *x, float *y, float *xsum,
                int M, int N, int K, int threads);
-void q8_matmul(const int8_t *codes, const float *d, const float *x, float *y, int M, int N, int K, int threads);
-void q4_matmul_q8x(const uint8_t *codes, const float *d, const float *m, const float *x, float *y,
+void q8_matmul(const int8_t *codes, const void *d, int half, const float *x, float *y, int M, int N, int K, int threads);
+void q4_matmul_q8x(const uint8_t *codes, const void *d, const void *m, int half, const float *x, float *y,
                    int M, int N, int K, int threads);
-void q8_matmul_q8x(const int8_t *codes, const float *d, const float *x, float *y, int M, int N, int K, int threads);
-void q5_matmul(const uint8_t *codes, const float *d, const float *m, const float *x, float *y, float *xsum,
+void q8_matmul_q8x(const int8_t *codes, const void *d, int half, const float *x, float *y, int M, int N, int K,
+                   int threads);
+void q5_matmul(const uint8_t *codes, const void *d, const void *m, int half, const float *x, float *y, float *xsum,
                int M, int N, int K, int threads);
-void q5_matmul_q8x(const uint8_t *codes, const float *d, const float *m, const float *x, float *y,
+void q5_matmul_q8x(const uint8_t *codes, const void *d, const void *m, int half, const float *x, float *y,
                    int M, int N, int K, int threads);
 
-/* A BlockQuantLinear: W (n, k) as q4 (kind 0), q8 (kind 1) or q5 (kind 2) codes; bias may be NULL. */
+/* A BlockQuantLinear: W (n, k) as q4 (kind 0), q8 (kind 1) or q5 (kind 2) codes, with float32
+ * scales d and mins m, or float16 ones (half = 1; blockq.c's "Scales"); bias may be NULL. */
 typedef struct {
-    int kind, int8_x, n, k;
-    const void *codes;
-    const float *d, *m, *bias;
+    int kind, int8_x, half, n, k;
+    const void *codes, *d, *m;
+    const float *bias;
 } qlinear;
 
 typedef struct {
@@ -57,17 +59,17 @@ typedef struct {
 /* y (n) = x (k) @ W.T + bias; xsum is scratch of k / 32 floats. */
 static void linear(const qlinear *w, const float *x, float *y, float *xsum, int threads) {
     if (w->kind == 0 && w->int8_x)
-        q4_matmul_q8x(w->codes, w->d, w->m, x, y, 1, w->n, w->k, threads);
+        q4_matmul_q8x(w->codes, w->d, w->m, w->half, x, y, 1, w->n, w->k, threads);
     else if (w->kind == 0)
-        q4_matmul(w->codes, w->d, w->m, x, y, xsum, 1, w->n, w->k, threads);
+        q4_matmul(w->codes, w->d, w->m, w->half, x, y, xsum, 1, w->n, w->k, threads);
     else if (w->kind == 2 && w->int8_x)
-        q5_matmul_q8x(w->codes, w->d, w->m, x, y, 1, w->n, w->k, threads);
+        q5_matmul_q8x(w->codes, w->d, w->m, w->half, x, y, 1, w->n, w->k, threads);
     else if (w->kind == 2)
-        q5_matmul(w->codes, w->d, w->m, x, y, xsum, 1, w->n, w->k, threads);
+        q5_matmul(w->codes, w->d, w->m, w->half, x, y, xsum, 1, w->n, w->k, threads);
     else if (w->int8_x)
-        q8_matmul_q8x(w->codes, w->d, x, y, 1, w->n, w->k, threads);
+        q8_matmul_q8x(w->codes, w->d, w->half, x, y, 1, w->n, w->k, threads);
     else
-        q8_matmul(w->codes, w->d, x, y, 1, w->n, w->k, threads);
+        q8_matmul(w->codes, w->d, w->half, x, y, 1, w->n, w->k, threads);
     if (w->bias)
         for (int i = 0; i < w->n; i++) y[i] += w->bias[i];
 }
