@@ -178,9 +178,25 @@ class BlockQuantLinear(nn.Module):
         self.register_buffer("codes", codes)
         self.register_buffer("scales", scales)
         self.register_buffer("mins", mins)
+        self.half_scales = scales.dtype == torch.float16  # float16 holds every scale and min exactly
         self.bias = linear.bias
         self.prefill_dtype = _PREFILL["auto"]()
         self.decode_int8 = _DECODE[DEFAULT_DECODE]()
+
+    @property
+    def decode_int8(self) -> bool:
+        """Whether the decode products round x to int8 blocks (`set_decode`)."""
+        return self._decode_int8
+
+    @decode_int8.setter
+    def decode_int8(self, value: bool) -> None:
+        # The scales follow the products: the int8 ones read float16 scales at no cost, and the bytes
+        # saved make them faster; the float32 ones convert each block's on the way and ran 15-22 %
+        # slower with them on SmolLM2 (bench/results_fp16_scales.md), so they get float32 copies.
+        # Either way the values are the same: float32 holds every float16.
+        self._decode_int8 = bool(value)
+        dtype = torch.float16 if self._decode_int8 and self.half_scales else torch.float32
+        self.scales, self.mins = self.scales.to(dtype), self.mins.to(dtype)
 
     @classmethod
     def fits(cls, linear: nn.Linear) -> bool:

@@ -222,10 +222,13 @@ def test_scales_are_float16_where_that_holds_every_weight():
         linear = torch.nn.Linear(96, 64, bias=False)
         linear.weight.data.copy_(w)
         layer = BlockQuantLinear(linear)
-        assert (layer.kind, layer.scales.dtype) == (kind, dtype), i
-        assert kind == "q8" or layer.mins.dtype == dtype
-        if exact:
-            assert torch.allclose(layer.dequantize(1), w, rtol=0, atol=1e-7), i
+        assert (layer.kind, layer.half_scales) == (kind, dtype == torch.float16), i
+        for int8 in (True, False):  # stored as float16 for the int8-activation products only
+            layer.decode_int8 = int8
+            stored = dtype if int8 else torch.float32
+            assert layer.scales.dtype == stored and (kind == "q8" or layer.mins.dtype == stored), (i, int8)
+            if exact:
+                assert torch.allclose(layer.dequantize(1), w, rtol=0, atol=1e-7), (i, int8)
 
 
 def test_int8_activation_products_match_torch(smollm_q4):
