@@ -210,14 +210,28 @@ static void affine_matmul(affine_row row, int block_bytes, const uint8_t *codes,
                                         nblocks);
 }
 
-/* q4_row for float32 scales, and for float16 ones. */
-static float q4_row_f32(const uint8_t *codes, const void *d, const void *m, const float *x, const float *xsum, int nblocks) {
-    return q4_row(codes, d, m, 0, x, xsum, nblocks);
-}
+/* row##_f32 and row##_f16: an affine row product with `half` fixed (an `affine_row`), for float32
+ * scales and for float16 ones; ROWS_Q8X(row) does the same for an `affine_row_q8x`. */
+#define ROWS(row)                                                                                                     \
+    static float row##_f32(const uint8_t *codes, const void *d, const void *m, const float *x, const float *xsum,     \
+                           int nblocks) {                                                                             \
+        return row(codes, d, m, 0, x, xsum, nblocks);                                                                 \
+    }                                                                                                                 \
+    static float row##_f16(const uint8_t *codes, const void *d, const void *m, const float *x, const float *xsum,     \
+                           int nblocks) {                                                                             \
+        return row(codes, d, m, 1, x, xsum, nblocks);                                                                 \
+    }
+#define ROWS_Q8X(row)                                                                                                 \
+    static float row##_f32(const uint8_t *codes, const void *d, const void *m, const int8_t *xq, const float *dx,     \
+                           const float *xsum, int nblocks) {                                                          \
+        return row(codes, d, m, 0, xq, dx, xsum, nblocks);                                                            \
+    }                                                                                                                 \
+    static float row##_f16(const uint8_t *codes, const void *d, const void *m, const int8_t *xq, const float *dx,     \
+                           const float *xsum, int nblocks) {                                                          \
+        return row(codes, d, m, 1, xq, dx, xsum, nblocks);                                                            \
+    }
 
-static float q4_row_f16(const uint8_t *codes, const void *d, const void *m, const float *x, const float *xsum, int nblocks) {
-    return q4_row(codes, d, m, 1, x, xsum, nblocks);
-}
+ROWS(q4_row)
 
 /* y (M, N) = x (M, K) @ W.T for a q4 W; xsum is scratch of M * K / 32 floats. */
 void q4_matmul(const uint8_t *codes, const void *d, const void *m, int half, const float *x, float *y, float *xsum,
@@ -468,16 +482,7 @@ static void affine_matmul_q8x(affine_row_q8x row, int block_bytes, const uint8_t
     free(xq);
 }
 
-/* q4_row_q8x for float32 scales, and for float16 ones. */
-static float q4_row_q8x_f32(const uint8_t *codes, const void *d, const void *m, const int8_t *xq, const float *dx,
-                            const float *xsum, int nblocks) {
-    return q4_row_q8x(codes, d, m, 0, xq, dx, xsum, nblocks);
-}
-
-static float q4_row_q8x_f16(const uint8_t *codes, const void *d, const void *m, const int8_t *xq, const float *dx,
-                            const float *xsum, int nblocks) {
-    return q4_row_q8x(codes, d, m, 1, xq, dx, xsum, nblocks);
-}
+ROWS_Q8X(q4_row_q8x)
 
 /* y (M, N) = x (M, K) @ W.T for a q4 W, with x rounded to int8 blocks first. */
 void q4_matmul_q8x(const uint8_t *codes, const void *d, const void *m, int half, const float *x, float *y,
@@ -673,24 +678,8 @@ INLINE float q5_row_q8x(const uint8_t *codes, const void *d, const void *m, int 
 }
 #endif
 
-/* q5_row and q5_row_q8x for float32 scales, and for float16 ones. */
-static float q5_row_f32(const uint8_t *codes, const void *d, const void *m, const float *x, const float *xsum, int nblocks) {
-    return q5_row(codes, d, m, 0, x, xsum, nblocks);
-}
-
-static float q5_row_f16(const uint8_t *codes, const void *d, const void *m, const float *x, const float *xsum, int nblocks) {
-    return q5_row(codes, d, m, 1, x, xsum, nblocks);
-}
-
-static float q5_row_q8x_f32(const uint8_t *codes, const void *d, const void *m, const int8_t *xq, const float *dx,
-                            const float *xsum, int nblocks) {
-    return q5_row_q8x(codes, d, m, 0, xq, dx, xsum, nblocks);
-}
-
-static float q5_row_q8x_f16(const uint8_t *codes, const void *d, const void *m, const int8_t *xq, const float *dx,
-                            const float *xsum, int nblocks) {
-    return q5_row_q8x(codes, d, m, 1, xq, dx, xsum, nblocks);
-}
+ROWS(q5_row)
+ROWS_Q8X(q5_row_q8x)
 
 /* y (M, N) = x (M, K) @ W.T for a q5 W; xsum is scratch of M * K / 32 floats. */
 void q5_matmul(const uint8_t *codes, const void *d, const void *m, int half, const float *x, float *y, float *xsum,
