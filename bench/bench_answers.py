@@ -143,7 +143,8 @@ def ours_index(name: str, docs: Path, cfg: dict, embedder):
     key += "" if embedder.options.dtype == "float32" else f"-{embedder.options.dtype}"  # vectors of another dtype: another collection
     index = Index(collection=f"{name}-{key}", store="chroma", embedder=embedder, path=str(CACHE / "ours"))
     t0 = time.perf_counter()
-    report = index.add(str(docs), splitter=cfg["splitter"], chunk_size=cfg["chunk_size"], chunk_overlap=cfg["chunk_overlap"], recursive=True, progress=False,
+    # the real path: a run from another checkout (a worktree whose docs link here) finds the same sources, not new copies
+    report = index.add(str(docs.resolve()), splitter=cfg["splitter"], chunk_size=cfg["chunk_size"], chunk_overlap=cfg["chunk_overlap"], recursive=True, progress=False,
                        headings=cfg.get("headings", False))
     return index, {"seconds": time.perf_counter() - t0, "added": report.chunks_added, "chunks": index.store.count()}
 

@@ -6,7 +6,10 @@ mentions; asked who gives out badges *and where*, it drops the room. So the mode
 as usual (unseen), and the answer shown is the one sentence of the passages it handed on
 that shares most with what that reply adds to the question (its content words not in the
 question, each weighted by how few of the sentences hold it, as in BM25; the question's own
-words count a little), with the passage's number:
+words count a little), with the passage's number. Only the reply's first sentence that adds
+anything to the question is matched: that is where a model puts its answer, and what follows
+it is elaboration, often copied from a neighbouring passage or invented, which otherwise
+outweighs a short answer (``bench/results_quote_first_sentence.md``):
 
     model:  "The badges are issued by the lab manager, Marta Ruiz."
     quote:  "New members receive their access badge from Marta Ruiz, the lab manager, in room B214. [1]"
@@ -84,6 +87,15 @@ def _words(text: str) -> set[str]:
     return words - _STOPWORDS
 
 
+def _answer_words(reply: str, question_words: set[str]) -> set[str]:
+    """The content words of the reply's first sentence that adds a word to the question (the whole reply's if none does)."""
+    for sentence in sentences(reply, max_chars=len(reply) + 1):
+        words = _words(sentence)
+        if words - question_words:
+            return words
+    return _words(reply)
+
+
 def quote(reply: str, question: str, chunks) -> tuple[str, int | None]:
     """(the sentence of ``chunks`` that best matches ``reply``, followed by ``[n]``; n) or (reply, None).
 
@@ -98,7 +110,8 @@ def quote(reply: str, question: str, chunks) -> tuple[str, int | None]:
         candidates = [(n, s) for n, s in candidates if n in cited]
     if not candidates:
         return reply.strip(), None
-    answer_words, question_words = _words(_CITE.sub(" ", reply)), _words(question)
+    question_words = _words(question)
+    answer_words = _answer_words(_CITE.sub(" ", reply), question_words)
     bags = [_words(s) for _, s in candidates]
     df: dict[str, int] = {}
     for bag in bags:

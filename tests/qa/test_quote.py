@@ -47,6 +47,16 @@ def test_the_quote_is_the_sentence_holding_what_the_reply_adds_to_the_question()
     assert quote("The drill is in March.", "When is the fire drill?", chunks(fire))[0].startswith("Fire drills take place")
 
 
+def test_only_the_replys_first_sentence_that_adds_to_the_question_is_matched():
+    # the answer comes first; what follows is copied from the neighbouring passage and would outweigh it
+    reply = "Dr. Ines Okafor gives it. Badges are issued on weekdays between 9:00 and 11:00 by Marta Ruiz in room B214."
+    text, _ = quote(reply, "Who gives the safety training?", chunks(HANDBOOK))
+    assert text == "The training is given by Dr. Ines Okafor on the first Monday of each month. [1]"
+    # a first sentence that only restates the question is passed over, not matched
+    text, _ = quote("The Heron GPU cluster. It has 8 nodes.", "How many nodes does the Heron GPU cluster have?", chunks(CLUSTER))
+    assert text.startswith("It has 8 nodes")
+
+
 def test_a_cited_passage_is_where_the_quote_comes_from_and_i_dont_know_stays():
     both = chunks("Paris is the capital of France.", "Paris, Texas is a small town.")
     assert quote("Paris [2]", "Where is Paris?", both) == ("Paris, Texas is a small town. [2]", 2)
