@@ -10,6 +10,11 @@ tokenizer), the model's call is answered with the reply the run stored (``genera
 ``ask(..., format="quote")`` does the rest with today's code. Before anything else it checks that
 the stored quotes are reproduced by the code that made them (``--check``), which shows the
 passages are the same. Only the quote step is measured here; the README's tables come from full runs.
+
+To compare two versions of the code, run the older one with ``--save OLD.jsonl`` and the newer with
+``--baseline OLD.jsonl``. ``PYTHONPATH=<other checkout>`` is not enough: ``bench_answers`` puts this
+checkout first on ``sys.path``, so import the other checkout's ``llm_magics`` before running this file
+(``runpy.run_path``).
 """
 
 from __future__ import annotations
