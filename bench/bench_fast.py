@@ -218,7 +218,8 @@ def measure_fast(repeats: int, quick: bool, out: Path) -> None:
     section = (
         f"\n## Fastest path: q4 against llama.cpp\n\n{datetime.date.today().isoformat()}, "
         f"`python bench/bench_runtime.py --fast`, torch {torch.__version__}, "
-        f"llama-cpp-python {getattr(__import__('llama_cpp'), '__version__', '?') if llamas else 'not installed'}, "
+        f"llama-cpp-python {getattr(__import__('llama_cpp'), '__version__', '?') if llamas else 'not installed'}"
+        f"{' built with `' + __import__('llama_cpp').llama_print_system_info().decode().strip() + '`' if llamas else ''}, "
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores. Medians of {repeats} alternating "
         f"repeats after a warm-up. Load average {os.getloadavg()[0]:.1f} at the end: the machine was shared with "
         "other jobs, so absolute figures are low and the ratios are the result.\n\n"

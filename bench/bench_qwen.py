@@ -2,6 +2,8 @@
 
     python bench/bench_qwen.py              # ~1,000-token prompt, 64 new tokens, 5 repeats (~10 min on 2 cores)
     python bench/bench_qwen.py --quick      # a smoke run: 64-token prompt, 4 new tokens, 1 repeat
+    python bench/bench_qwen.py --llama-build avx512=/tmp/llama512/site --sides ours-q4int8,llama.cpp-2t,llama.cpp-avx512-2t
+                                            # also a second llama-cpp-python build (pip install --target DIR), as llama.cpp-NAME-2t
 
 Follows ../shared/BENCH.md. Every side runs in its own process (each model is 0.6-2.5 GB; one
 process holding all of them would pass 6 GB), with 2 threads, and the parent makes them take
@@ -40,6 +42,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 MODEL = "qwen2.5-coder-0.5b"
+#: The environment variable that hands the --llama-build folders to the side processes.
+BUILDS = "LLM_MAGICS_BENCH_LLAMA_BUILDS"
 SIDES = ("ours-fp32", "ours-int8", "ours-q4", "ours-q4int8", "transformers-fp32", "llama.cpp-2t", "llama.cpp-1t")  # q4: where quantize.DTYPES has it
 
 
@@ -73,6 +77,10 @@ def load_side(side: str, path: Path):
                 model.generate(x, attention_mask=torch.ones_like(x), max_new_tokens=n, min_new_tokens=n, do_sample=False, top_k=None, top_p=None)
 
         return run
+    builds = json.loads(os.environ.get(BUILDS, "{}"))
+    label = side.split("-")[1] if side.count("-") == 2 else None  # llama.cpp-avx512-2t: the build "avx512"
+    if label:
+        sys.path.insert(0, builds[label])
     from llama_cpp import Llama
 
     n = int(side.rsplit("-", 1)[1].rstrip("t"))  # llama.cpp-2t: 2 threads
@@ -93,6 +101,10 @@ def serve(side: str) -> None:
     started = time.perf_counter()
     run = load_side(side, path)
     ready = {"load_s": time.perf_counter() - started, "rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6}
+    if side.startswith("llama"):  # which kernels this build has (AVX2, AVX512, ...)
+        import llama_cpp
+
+        ready["build"] = llama_cpp.llama_print_system_info().decode().strip()
     print(json.dumps(ready), flush=True)
     for line in sys.stdin:
         request = json.loads(line)
@@ -143,6 +155,9 @@ def available(side: str) -> bool:
 
         return "q4" in quantize.DTYPES
     if side.startswith("llama.cpp"):
+        if side.count("-") == 2 and side.split("-")[1] not in json.loads(os.environ.get(BUILDS, "{}")):
+            print(f"skipped {side}: no --llama-build {side.split('-')[1]}=DIR", flush=True)
+            return False
         try:
             import llama_cpp  # noqa: F401
         except ImportError:
@@ -158,9 +173,13 @@ def main() -> None:
     parser.add_argument("--prompt-tokens", type=int, default=1000)
     parser.add_argument("--new-tokens", type=int, default=64)
     parser.add_argument("--sides", default=",".join(SIDES), help=f"comma-separated, from {', '.join(SIDES)}")
+    parser.add_argument("--llama-build", action="append", default=[], metavar="NAME=DIR",
+                        help="another llama-cpp-python build installed with pip install --target DIR: sides llama.cpp-NAME-2t, -1t")
+    parser.add_argument("--out", default=str(HERE / "results_qwen.md"))
     args = parser.parse_args()
     if args.serve:
         return serve(args.serve)
+    os.environ[BUILDS] = json.dumps(dict(b.split("=", 1) for b in args.llama_build))  # the sides inherit it
     if args.quick:
         args.repeats, args.prompt_tokens, args.new_tokens = 1, 64, 4
     ids = prompt_ids(args.prompt_tokens)
@@ -185,7 +204,7 @@ def main() -> None:
     rows = []
     for s in sides:
         t1, tn = statistics.median(ttft[s.name]), statistics.median(total[s.name])
-        rows.append({"side": s.name, "load_s": s.info["load_s"], "rss_gb": s.info["rss_gb"], "ttft_s": t1,
+        rows.append({"side": s.name, "load_s": s.info["load_s"], "rss_gb": s.info["rss_gb"], "ttft_s": t1, "build": s.info.get("build"),
                      "decode_tps": args.new_tokens / max(tn - t1, 1e-9)})  # fmt: skip
     write(rows, args, len(ids))
 
@@ -216,10 +235,12 @@ def write(rows: list[dict], args, n_prompt: int) -> None:
                       f"first token ({first['side']}, {first['ttft_s']:.2f} s) is {quick['ttft_s'] / first['ttft_s']:.2f}x as fast as "
                       f"{quick['side']}'s {quick['ttft_s']:.2f} s."]  # fmt: skip
     lines += ["", "Load time includes the GGUF conversion on a cold weights cache (ours: later loads read the cache).", ""]
+    lines += [f"- {r['side']}: llama-cpp-python built with `{r['build']}`" for r in rows if r.get("build")]
+    lines += [""] if any(r.get("build") for r in rows) else []
     text = "\n".join(lines)
     print(text)
     if not args.quick:
-        (HERE / "results_qwen.md").write_text(text)
+        Path(args.out).write_text(text)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,9 @@
 - **small-to-big**: a matched chunk is handed on with its neighbours in the same document
   (``expand`` chunks each side, joined exactly by ``start_index``), and a chunk that is
   already inside an earlier window is not handed on twice.
+- **distinct texts**: a chunk whose text (spaces aside) an earlier hit holds is dropped, and
+  one that holds an earlier hit's text takes its place: the same paragraph in two files (a
+  manual and its tutorial, a page saved twice) is handed on once.
 - **budget**: instead of a fixed ``k``, hits are taken best first until ``budget`` tokens
   (counted by the caller's tokenizer) are used; the last one is cut to fit, never over.
 
@@ -262,6 +265,31 @@ DOCUMENT_FIELDS = ("page", "row", "cell")
 DOC = "_doc"
 
 
+def distinct(hits: list[Hit]) -> list[Hit]:
+    """The hits, best first, each text handed on once (whitespace collapsed when comparing).
+
+    A hit whose text an earlier hit already contains is dropped; a hit that contains an
+    earlier one's text takes that one's place (and score), so nothing is lost and nothing
+    is read twice: the same paragraph chunked with or without its heading in two files.
+    """
+    out: list[Hit] = []
+    keys: list[str] = []
+    for hit in hits:
+        key = " ".join(hit.text.split())
+        if any(key in k for k in keys):
+            continue
+        inside = [i for i, k in enumerate(keys) if k in key]
+        if not inside:
+            out.append(hit)
+            keys.append(key)
+            continue
+        first = inside[0]
+        out[first], keys[first] = replace(hit, score=out[first].score), key
+        for i in reversed(inside[1:]):
+            del out[i], keys[i]
+    return out
+
+
 def expand(hits: list[Hit], siblings: Callable[[Hit], list[dict]], neighbours: int) -> list[Hit]:
     """Each hit widened to ``neighbours`` chunks each side in its document (same source, page, row, cell).
 
@@ -388,7 +416,7 @@ def search(index, query: str, k: int, where: dict | None, settings: RetrievalSet
     index._check_dimension(vector.reshape(1, -1))
     hidden = index._hidden_versions()
     flt = and_filters(where, {VERSION: {"$nin": hidden}} if hidden else None)
-    n = max(k, settings.candidates) if (settings.budget or settings.mode == "hybrid") else k
+    n = max(k, settings.candidates) if (settings.budget or settings.mode == "hybrid") else 2 * k  # spares for `distinct`
     hits = store.query(vector, n, flt)
     lex = None
     if settings.mode == "hybrid":
@@ -405,6 +433,7 @@ def search(index, query: str, k: int, where: dict | None, settings: RetrievalSet
         hits = hybrid(hits, found, records, vector, vectors, n, settings.fusion)
     elif settings.mode != "dense":
         raise ValueError(f"retrieval mode must be 'dense' or 'hybrid', not {settings.mode!r}")
+    hits = distinct(hits)
     if settings.expand > 0:
         groups: dict[tuple, list[dict]] = {}
 

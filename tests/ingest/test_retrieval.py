@@ -111,6 +111,24 @@ def test_small_to_big_hands_on_neighbours_once(minilm, tmp_path):
     assert all(h.text == windows[h.id] for h in hybrid if h.id in windows)  # a hit both modes find gets the same window
 
 
+def test_a_paragraph_in_two_files_is_handed_on_once(minilm, tmp_path):
+    docs = tmp_path / "docs"
+    write_docs(docs, TOPIC[:3] + [NEEDLE], name="manual.md")
+    write_docs(docs, [NEEDLE] + TOPIC[3:], name="tutorial.md")  # the same paragraph, in another file
+    index = Index(collection="twice", embedder=minilm)
+    index.add(str(docs), chunk_size=200, chunk_overlap=0)
+    query = "Which option sets the icon size?"
+    assert sum(NEEDLE in r["text"] for r in index.store.get()) == 2  # both copies are stored
+    for mode in ("dense", "hybrid"):
+        hits = retrieval.search(index, query, 4, None, retrieval.RetrievalSettings(mode=mode))
+        assert sum(NEEDLE in h.text for h in hits) == 1, mode
+        assert rank_of(hits, NEEDLE) == 1 and len(hits) == 4  # still k hits: the next distinct one fills the place
+    plain = [Hit(" a  b", 0.9, {}, "1"), Hit("a b\n", 0.8, {}, "2"), Hit("a c", 0.7, {}, "3"), Hit("b", 0.6, {}, "4")]
+    assert [h.id for h in retrieval.distinct(plain)] == ["1", "3"]  # whitespace does not make text new
+    wider = retrieval.distinct([Hit("a b", 0.9, {}, "1"), Hit("c", 0.8, {}, "2"), Hit("x a b c y", 0.7, {}, "3"), Hit("d", 0.6, {}, "4")])
+    assert [(h.id, h.score) for h in wider] == [("3", 0.9), ("4", 0.6)]  # the text that holds both takes the first place
+
+
 def test_budget_fills_with_whole_hits_and_cuts_only_the_last(topic_index):
     index, _ = topic_index
     hits = retrieval.search(index, "waiting on a lock", 4, None, retrieval.RetrievalSettings(mode="hybrid", budget=40), words)
