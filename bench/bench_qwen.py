@@ -50,6 +50,11 @@ SIDES = ("ours-fp32", "ours-int8", "ours-q4", "ours-q4int8", "transformers-fp32"
 # ─── one side, in its own process ─────────────────────────────────────────────
 
 
+def build_label(side: str) -> str | None:
+    """The --llama-build name in a side's name (llama.cpp-avx512-2t: "avx512"); None for the installed build."""
+    return side.split("-")[1] if side.startswith("llama.cpp") and side.count("-") == 2 else None
+
+
 def load_side(side: str, path: Path):
     """A callable (ids, n_new) -> None that generates n_new tokens greedily after ids."""
     import torch
@@ -77,10 +82,9 @@ def load_side(side: str, path: Path):
                 model.generate(x, attention_mask=torch.ones_like(x), max_new_tokens=n, min_new_tokens=n, do_sample=False, top_k=None, top_p=None)
 
         return run
-    builds = json.loads(os.environ.get(BUILDS, "{}"))
-    label = side.split("-")[1] if side.count("-") == 2 else None  # llama.cpp-avx512-2t: the build "avx512"
+    label = build_label(side)
     if label:
-        sys.path.insert(0, builds[label])
+        sys.path.insert(0, json.loads(os.environ[BUILDS])[label])
     from llama_cpp import Llama
 
     n = int(side.rsplit("-", 1)[1].rstrip("t"))  # llama.cpp-2t: 2 threads
@@ -155,8 +159,9 @@ def available(side: str) -> bool:
 
         return "q4" in quantize.DTYPES
     if side.startswith("llama.cpp"):
-        if side.count("-") == 2 and side.split("-")[1] not in json.loads(os.environ.get(BUILDS, "{}")):
-            print(f"skipped {side}: no --llama-build {side.split('-')[1]}=DIR", flush=True)
+        label = build_label(side)
+        if label and label not in json.loads(os.environ.get(BUILDS, "{}")):
+            print(f"skipped {side}: no --llama-build {label}=DIR", flush=True)
             return False
         try:
             import llama_cpp  # noqa: F401
