@@ -8,10 +8,17 @@
 Follows ../shared/BENCH.md. Every side runs in its own process (each model is 0.6-2.5 GB; one
 process holding all of them would pass 6 GB), with 2 threads, and the parent makes them take
 turns: A, B, C, A, B, C... Every side gets the same token ids (our tokenizer's; test_qwen.py
-shows transformers' are identical) and decodes greedily with no early stop.
+shows transformers' are identical) and decodes greedily with no early stop. One call per side and
+round, generate(prompt, 65 new tokens), timed inside the side's process token by token:
 
-    time to first token (TTFT) = generate(prompt, 1 new token), a ~1,000-token prefill
-    decode tok/s               = 64 / (generate(prompt, 65 new tokens) - TTFT), at a ~1,000-token context
+    time to first token (TTFT) = from the call to the first new token, a ~1,000-token prefill
+    decode tok/s               = 64 / (the last token's time - the first's), at a ~1,000-token context;
+                                 llama.cpp's by its own clock (llama_perf_context: the token
+                                 evaluations alone, without llama-cpp-python's per-token Python)
+
+(Until 2026-12-03 the decode rate was 64 / (a 65-token call - a separate 1-token call): a
+difference of two calls, which a busy VM's swings between them inflated or deflated; llama.cpp's
+AVX2 build once came out at 79.9 tok/s that way, against 28-32 in every other run.)
 
 Sides: ours float32, int8 and q4 when the runtime has it (runtime.load(..., dtype=...)), transformers float32 on the same GGUF
 (the same dequantized weights), llama.cpp on the same Q4_K_M GGUF if llama_cpp imports.
@@ -70,16 +77,36 @@ def load_side(side: str, path: Path):
         if side == "ours-q4int8":  # q4 with int8 activations in the decode products, as llama.cpp does
             quantize.set_decode(lm.module, "int8")
         fixed = {"threads": 2} if "threads" in inspect.signature(lm.generate).parameters else {}  # not "auto"
-        return lambda ids, n: lm.generate(ids, max_new_tokens=n, stop_token_ids=[], stop_on_loop=False, **fixed)
+
+        def run_ours(ids, n):
+            started = time.perf_counter()
+            generation = lm.generate(ids, max_new_tokens=n, stop_token_ids=[], stop_on_loop=False, stream=True, **fixed)
+            generation.read()
+            end = time.perf_counter() - started
+            return end - generation.timings["decode_s"], end  # decode_s: from the first token to the last
+
+        return run_ours
     if side.startswith("transformers"):
         import transformers
 
         model = transformers.AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32).eval()
 
+        class Clock:  # a transformers streamer: put() gets the prompt, then each new token
+            def __init__(self):
+                self.started, self.times = time.perf_counter(), []
+
+            def put(self, value):
+                self.times.append(time.perf_counter() - self.started)
+
+            def end(self):
+                pass
+
         def run(ids, n):
-            x = torch.tensor([ids])
+            x, clock = torch.tensor([ids]), Clock()
             with torch.inference_mode():
-                model.generate(x, attention_mask=torch.ones_like(x), max_new_tokens=n, min_new_tokens=n, do_sample=False, top_k=None, top_p=None)
+                model.generate(x, attention_mask=torch.ones_like(x), max_new_tokens=n, min_new_tokens=n, do_sample=False,
+                               top_k=None, top_p=None, streamer=clock)  # fmt: skip
+            return clock.times[1], clock.times[-1]  # times[0]: the prompt
 
         return run
     label = build_label(side)
@@ -90,15 +117,26 @@ def load_side(side: str, path: Path):
     n = int(side.rsplit("-", 1)[1].rstrip("t"))  # llama.cpp-2t: 2 threads
     llm = Llama(model_path=str(path), n_ctx=2048, n_threads=n, n_threads_batch=n, verbose=False)
 
+    import llama_cpp
+
     def run_llama(ids, n):
         llm.reset()  # no reuse of the previous call's KV cache: every call prefills the whole prompt
-        llm.create_completion(ids, max_tokens=n, temperature=0.0, top_k=1, logit_bias={t: -1e9 for t in (151643, 151645)})
+        llama_cpp.llama_perf_context_reset(llm._ctx.ctx)
+        started, first = time.perf_counter(), None
+        for _ in llm.create_completion(ids, max_tokens=n, temperature=0.0, top_k=1, stream=True,
+                                       logit_bias={t: -1e9 for t in (151643, 151645)}):  # fmt: skip
+            first = first or time.perf_counter() - started
+        # Its decode time by llama.cpp's own clock (the token evaluations alone: no Python sampling,
+        # logit bias or detokenizing, which cost it about 1 ms a token here), scaled to n - 1 tokens.
+        perf = llama_cpp.llama_perf_context(llm._ctx.ctx)
+        return first, first + perf.t_eval_ms / 1000 * (n - 1) / perf.n_eval
 
     return run_llama
 
 
 def serve(side: str) -> None:
-    """Load, say so, then run each {"ids", "new"} request from stdin and answer with its seconds."""
+    """Load, say so, then run each {"ids", "new"} request from stdin and answer with the seconds to its
+    first and last new token."""
     from llm_magics.models.install import install
 
     path = install(MODEL, progress=False)
@@ -112,9 +150,8 @@ def serve(side: str) -> None:
     print(json.dumps(ready), flush=True)
     for line in sys.stdin:
         request = json.loads(line)
-        t = time.perf_counter()
-        run(request["ids"], request["new"])
-        print(json.dumps({"s": time.perf_counter() - t, "rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6}), flush=True)
+        first, last = run(request["ids"], request["new"])
+        print(json.dumps({"first": first, "last": last, "rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6}), flush=True)
 
 
 class Side:
@@ -123,12 +160,13 @@ class Side:
         self.proc = subprocess.Popen([sys.executable, __file__, "--serve", name], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
         self.info = json.loads(self.proc.stdout.readline())
 
-    def time(self, ids, new) -> float:
+    def time(self, ids, new) -> tuple[float, float]:
+        """(seconds to the first new token, seconds to the last) of one generate(ids, new)."""
         self.proc.stdin.write(json.dumps({"ids": ids, "new": new}) + "\n")
         self.proc.stdin.flush()
         answer = json.loads(self.proc.stdout.readline())
         self.info["rss_gb"] = answer["rss_gb"]
-        return answer["s"]
+        return answer["first"], answer["last"]
 
     def close(self):
         self.proc.stdin.close()
@@ -195,22 +233,22 @@ def main() -> None:
             sides.append(Side(name))
             print(f"loaded {name}: {sides[-1].info}", flush=True)
         ttft = {s.name: [] for s in sides}
-        total = {s.name: [] for s in sides}
+        decode = {s.name: [] for s in sides}
         for repeat in range(args.repeats + 1):  # the first round is the warm-up
             for s in sides:
-                first, whole = s.time(ids, 1), s.time(ids, 1 + args.new_tokens)
+                first, last = s.time(ids, 1 + args.new_tokens)
                 if repeat:
                     ttft[s.name].append(first)
-                    total[s.name].append(whole)
+                    decode[s.name].append(args.new_tokens / (last - first))
             print(f"round {repeat} done", flush=True)
     finally:
         for s in sides:
             s.close()
     rows = []
     for s in sides:
-        t1, tn = statistics.median(ttft[s.name]), statistics.median(total[s.name])
-        rows.append({"side": s.name, "load_s": s.info["load_s"], "rss_gb": s.info["rss_gb"], "ttft_s": t1, "build": s.info.get("build"),
-                     "decode_tps": args.new_tokens / max(tn - t1, 1e-9)})  # fmt: skip
+        rows.append({"side": s.name, "load_s": s.info["load_s"], "rss_gb": s.info["rss_gb"], "ttft_s": statistics.median(ttft[s.name]),
+                     "build": s.info.get("build"), "decode_tps": statistics.median(decode[s.name]),
+                     "decode_range": (min(decode[s.name]), max(decode[s.name]))})  # fmt: skip
     write(rows, args, len(ids))
 
 
@@ -223,13 +261,15 @@ def write(rows: list[dict], args, n_prompt: int) -> None:
         f"Prompt {n_prompt} tokens, {args.new_tokens} new tokens greedy, median of {args.repeats} alternating rounds after a warm-up.",
         "Command: `" + " ".join(["python bench/bench_qwen.py", *sys.argv[1:]]) + "`",
         "",
-        "| side | load s | peak RSS GB | TTFT s | TTFT vs transformers | decode tok/s | decode vs transformers |",
-        "|---|---|---|---|---|---|---|",
+        "| side | load s | peak RSS GB | TTFT s | TTFT vs transformers | decode tok/s | decode range | decode vs transformers |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         ttft_ratio = f"{peer['ttft_s'] / r['ttft_s']:.2f}x faster" if peer else ""
         decode_ratio = f"{r['decode_tps'] / peer['decode_tps']:.2f}x" if peer else ""
-        lines.append(f"| {r['side']} | {r['load_s']:.1f} | {r['rss_gb']:.2f} | {r['ttft_s']:.2f} | {ttft_ratio} | {r['decode_tps']:.1f} | {decode_ratio} |")
+        low, high = r["decode_range"]
+        lines.append(f"| {r['side']} | {r['load_s']:.1f} | {r['rss_gb']:.2f} | {r['ttft_s']:.2f} | {ttft_ratio} | {r['decode_tps']:.1f} | "
+                     f"{low:.1f}-{high:.1f} | {decode_ratio} |")  # fmt: skip
     ours = [r for r in rows if r["side"].startswith("ours")]
     llamas = [r for r in rows if r["side"].startswith("llama")]
     if ours and llamas:

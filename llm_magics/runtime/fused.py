@@ -59,7 +59,7 @@ def _qlinear(layer: BlockQuantLinear) -> _QLinear:
         k=layer.in_features,
         codes=layer.codes.data_ptr(),
         d=_ptr(layer.scales, scale_dtype),
-        m=_ptr(layer.mins, scale_dtype) if layer.kind != "q8" else None,
+        m=_ptr(layer.mins, scale_dtype) if layer.mins.numel() else None,  # none: q8, or Q5_0's (-16 * d)
         bias=_ptr(layer.bias),
     )
 

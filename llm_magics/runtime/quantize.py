@@ -14,7 +14,8 @@ its speed is set by how fast the weights stream from memory. Measured on the
   (bf16 activations): a quarter of the bytes.
 * q4: llama.cpp's own block formats, run by a small C kernel (kernels/blockq.c):
   4-bit codes with a scale and minimum per 32 weights (Q4_1), 5-bit codes
-  likewise (Q5_1's layout) for a matrix 4 bits cannot hold exactly, or 8-bit codes
+  likewise (Q5_1's layout; no minimum for Q5_0's, which is -16 times the scale)
+  for a matrix 4 bits cannot hold exactly, or 8-bit codes
   with a scale (Q8_0) for one that 5 bits cannot hold either. Scales are float16, as
   llama.cpp's, where that holds a matrix's exactly, else float32. A GGUF's Q4_0/Q4_1/Q4_K,
   Q5_0/Q5_1 and Q8_0 tensors fit these exactly (kernels.pack_exact finds each block's
@@ -171,6 +172,10 @@ class BlockQuantLinear(nn.Module):
             exact = kernels.pack_exact(w)
             if exact is not None:
                 self.kind, codes, scales, mins = exact
+                symmetric = kernels.pack_q5_0(w) if self.kind == "q5" else None
+                if symmetric is not None:  # Q5_0: mins are -16 * scales, so none are stored (2 bytes a block less)
+                    codes, scales = symmetric
+                    mins = torch.empty(0, dtype=scales.dtype)
             else:
                 self.kind = "q8"
                 codes, scales = kernels.pack_q8(w)

@@ -123,6 +123,52 @@ def test_q5_products_and_dequantization():
         assert torch.allclose(layer(x), x @ w.T, rtol=1e-5, atol=1e-5)
 
 
+def llama_q5_0(w: torch.Tensor) -> torch.Tensor:
+    """W as llama.cpp's quantize_row_q5_0 leaves it: per block of 32, d = max / -16 for the weight of
+    largest magnitude (stored as float16), codes min(31, int(x / d + 16.5)), weights d * (q - 16)."""
+    N, K = w.shape
+    blocks = w.reshape(N, K // 32, 32)
+    top = blocks.gather(-1, blocks.abs().argmax(-1, keepdim=True))
+    d = top / -16
+    inverse = torch.where(d == 0, torch.zeros_like(d), 1 / d)
+    q = (blocks * inverse + 16.5).trunc().clamp(max=31)
+    return (d.half().float() * (q - 16)).reshape(N, K)
+
+
+def test_q5_0_matrices_are_stored_without_mins():
+    """Q5_0's blocks are symmetric (m = -16 d), so BlockQuantLinear keeps no mins for them: the
+    products, with float32 and int8 activations, and the dequantized weights are bit for bit those
+    of the same codes and scales with the mins -16 d stored."""
+    from llm_magics.runtime.quantize import BlockQuantLinear
+
+    torch.manual_seed(8)
+    for cols in (32, 160, 896):  # one block; pairs and a lone block; Qwen's rows
+        w = llama_q5_0(torch.randn(48, cols))
+        linear = torch.nn.Linear(cols, 48, bias=False)
+        linear.weight.data.copy_(w)
+        layer = BlockQuantLinear(linear)
+        assert layer.kind == "q5" and layer.mins.numel() == 0 and layer.scales.dtype == torch.float32
+        assert torch.equal(layer.dequantize(1), w) and torch.equal(layer.dequantize(2, torch.bfloat16), w.to(torch.bfloat16))
+        codes, scales = kernels.pack_q5_0(w)
+        stored = -16 * scales  # float16, exact
+        assert torch.equal(kernels.q5_dequantize(codes, scales, stored, 1), w)
+        for rows in (1, 3):
+            x = torch.randn(rows, cols)
+            for threads_ in (1, 2):
+                for half in (scales, scales.float()):
+                    mins = stored.to(half.dtype)
+                    assert torch.equal(kernels.q5_matmul(x, codes, half, None, threads_),
+                                       kernels.q5_matmul(x, codes, half, mins, threads_))  # fmt: skip
+                    got = kernels.q5_matmul_q8x(x, codes, half, None, threads_)
+                    assert torch.equal(got, kernels.q5_matmul_q8x(x, codes, half, mins, threads_))
+                    ref = int8_activation_reference(x, "q5", w, stored.float())
+                    assert torch.allclose(got, ref, rtol=1e-5, atol=1e-5 * ref.abs().max())
+            exact = x @ w.T
+            assert torch.allclose(layer(x), exact, rtol=1e-5, atol=1e-5 * exact.abs().max())
+    assert kernels.pack_q5_0(torch.randn(4, 64)) is None  # float weights: no Q5_0 step holds them
+    assert kernels.pack_q5_0(gguf_like_blocks(8, 64, range(2, 30), 0)) is None  # codes 2..29: not Q5_0's rounding
+
+
 def int8_activation_reference(x, kind: str, w, mins):
     """What the *_q8x products compute, in torch and in w's dtype: x rounded to int8 blocks
     (kernels.quantize_activations), times the codes' integer weights (w (N, K) less each block's
@@ -287,6 +333,11 @@ def test_portable_and_avx2_builds_compute_what_the_native_one_does(build, tmp_pa
             for product in (f"{kind}_matmul", f"{kind}_matmul_q8x"):
                 cases.append((product, stored, getattr(kernels, product)(x, *stored, 1)))
             cases.append((f"{kind}_dequantize", stored, getattr(kernels, f"{kind}_dequantize")(*stored, 1)))
+    codes, scales = kernels.pack_q5_0(llama_q5_0(torch.randn(64, 21 * 32)))  # q5 without mins
+    for stored in ((codes, scales, None), (codes, scales.float(), None)):
+        for name in ("q5_matmul", "q5_matmul_q8x"):
+            cases.append((name, stored, getattr(kernels, name)(x, *stored, 1)))
+        cases.append(("q5_dequantize", stored, kernels.q5_dequantize(*stored, 1)))
     monkeypatch.setattr(kernels, "_lib", lib)
     for name, stored, native in cases:
         got = getattr(kernels, name)(*stored, 1) if name.endswith("dequantize") else getattr(kernels, name)(x, *stored, 1)

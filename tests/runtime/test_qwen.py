@@ -181,7 +181,7 @@ def qwen_q4(qwen):
 
 
 def test_q4_preparation_keeps_every_block_weight(qwen, qwen_q4):
-    """The file's Q5_0 matrices (896-wide rows cannot take K-quants) become q5 blocks and its Q4_K ones
+    """The file's Q5_0 matrices (896-wide rows cannot take K-quants) become q5 blocks (without mins) and its Q4_K ones
     q4, found block by block (kernels.pack_exact): the weights are the float32 model's, not rounded
     again. Only matrices that hold 6- or 8-bit blocks (Q6_K, Q8_0) take q8."""
     from collections import Counter
@@ -190,6 +190,8 @@ def test_q4_preparation_keeps_every_block_weight(qwen, qwen_q4):
 
     kinds = Counter(m.kind for m in qwen_q4.modules() if isinstance(m, BlockQuantLinear))
     assert kinds["q5"] >= qwen.module.config.n_layer and kinds["q4"] >= 1, kinds
+    # Q5_0 is symmetric (m = -16 d): found in every q5 matrix of the file, so none stores mins
+    assert all(m.mins.numel() == 0 for m in qwen_q4.modules() if getattr(m, "kind", None) == "q5")
     for ours, theirs in zip(qwen_q4.blocks[:2], qwen.module.blocks[:2]):
         for name in ("attn.qkv", "attn.out", "mlp.gate_up", "mlp.down"):
             layer, weight = ours.get_submodule(name), theirs.get_submodule(name).weight

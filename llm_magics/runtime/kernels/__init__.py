@@ -12,7 +12,8 @@ threads to use, so the thread policy (threads.py) governs these products too.
 
 Layouts (see blockq.c), for a weight W (N, K) with K a multiple of 32:
     q4: codes uint8 (N, K/2),       scales (N, K/32), mins (N, K/32)
-    q5: codes uint8 (N, K/32 * 20), scales (N, K/32), mins (N, K/32)
+    q5: codes uint8 (N, K/32 * 20), scales (N, K/32), mins (N, K/32), or none (empty) where
+        every min is -16 * its scale (Q5_0's symmetric blocks)
     q8: codes int8 (N, K),          scales (N, K/32)
 Scales and mins are float16, as llama.cpp stores them (a q4 block: 16 + 2 + 2 bytes), where that
 holds every one of a matrix's exactly, else float32 (Q4_K's: a float16 times a 6-bit sub-scale).
@@ -184,14 +185,40 @@ def pack_exact(w: torch.Tensor) -> tuple[str, torch.Tensor, torch.Tensor, torch.
     q = torch.cat([p[0] for p in parts]).reshape(N, K // BLOCK, BLOCK)
     scales = torch.cat([p[1] for p in parts]).reshape(N, K // BLOCK).contiguous()
     mins = torch.cat([p[2] for p in parts]).reshape(N, K // BLOCK).contiguous()
-    nibbles = (q[..., : BLOCK // 2] & 0xF) | ((q[..., BLOCK // 2 :] & 0xF) << 4)  # (N, K/32, 16)
     if top <= 15:
+        nibbles = (q[..., : BLOCK // 2] & 0xF) | ((q[..., BLOCK // 2 :] & 0xF) << 4)  # (N, K/32, 16)
         return "q4", nibbles.reshape(N, K // 2).contiguous(), scales, mins
+    return "q5", _q5_codes(q), scales, mins
+
+
+def _q5_codes(q: torch.Tensor) -> torch.Tensor:
+    """Codes q (N, K/32, 32) in 0..31 -> blockq.c's q5 layout (N, K/32 * 20) uint8."""
+    N, nblocks, _ = q.shape
+    q = q.to(torch.uint8)
+    nibbles = (q[..., : BLOCK // 2] & 0xF) | ((q[..., BLOCK // 2 :] & 0xF) << 4)  # (N, K/32, 16)
     bit = torch.tensor([1 << j for j in range(8)], dtype=torch.int32)
-    high_bits = (q >> 4).to(torch.int32).reshape(N, K // BLOCK, 4, 8)  # bit j of the block's uint32
+    high_bits = (q >> 4).to(torch.int32).reshape(N, nblocks, 4, 8)  # bit j of the block's uint32
     high_bytes = (high_bits * bit).sum(-1).to(torch.uint8)  # (N, K/32, 4): little-endian
-    codes = torch.cat([nibbles, high_bytes], dim=-1)  # (N, K/32, 20)
-    return "q5", codes.reshape(N, K // BLOCK * 20).contiguous(), scales, mins
+    return torch.cat([nibbles, high_bytes], dim=-1).reshape(N, nblocks * 20).contiguous()  # (N, K/32 * 20)
+
+
+def pack_q5_0(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """W (N, K) -> (codes (N, K/32 * 20) uint8, scales (N, K/32) float16) when every block is llama.cpp's
+    Q5_0, w = d * (q - 16) with q in 0..31 and d a float16, else None: q5 without mins (blockq.c).
+
+    Q5_0 picks d = -max / 16 for the block's weight of largest magnitude (d is negative where that
+    weight is positive), so that weight is -16 * d exactly, and d follows from it; the rebuild
+    check confirms every other weight.
+    """
+    N, K = w.shape
+    blocks = w.float().reshape(N, K // BLOCK, BLOCK)
+    d = blocks.gather(-1, blocks.abs().argmax(-1, keepdim=True)) / -16  # (N, K/32, 1): exact (a power of two)
+    if not torch.equal(d.half().float(), d):
+        return None
+    q = (blocks / torch.where(d == 0, 1.0, d)).round() + 16  # a zero block: codes 16, weights 0
+    if q.min() < 0 or q.max() > 31 or not torch.equal((q - 16) * d, blocks):
+        return None
+    return _q5_codes(q), d.squeeze(-1).half().contiguous()
 
 
 def _finer_steps(where, ratio) -> torch.Tensor:
@@ -274,18 +301,32 @@ def q8_matmul(x: torch.Tensor, codes, scales, threads: int) -> torch.Tensor:
     return _product(_lib.q8_matmul, x, codes, scales, threads=threads)
 
 
+def _q5_mins(scales: torch.Tensor, mins: torch.Tensor | None) -> tuple[int | None, int]:
+    """(mins pointer, half flag) for a q5 matrix: no pointer for a symmetric one (Q5_0's blocks,
+    m = -16 * d), whose mins are None or empty."""
+    if mins is None or mins.numel() == 0:
+        return None, _half(scales)
+    return mins.data_ptr(), _half(scales, mins)
+
+
 def q5_matmul(x: torch.Tensor, codes, scales, mins, threads: int) -> torch.Tensor:
-    """x (M, K) float32 contiguous -> x @ Wᵀ (M, N) for a q5 W."""
+    """x (M, K) float32 contiguous -> x @ Wᵀ (M, N) for a q5 W (mins None or empty: Q5_0's, -16 * scales)."""
     M, K = x.shape
     y = torch.empty(M, codes.shape[0])
     xsum = torch.empty(M * K // BLOCK)
-    _lib.q5_matmul(codes.data_ptr(), scales.data_ptr(), mins.data_ptr(), _half(scales, mins), x.data_ptr(),
-                   y.data_ptr(), xsum.data_ptr(), M, codes.shape[0], K, threads)  # fmt: skip
+    m, half = _q5_mins(scales, mins)
+    _lib.q5_matmul(codes.data_ptr(), scales.data_ptr(), m, half, x.data_ptr(), y.data_ptr(), xsum.data_ptr(), M,
+                   codes.shape[0], K, threads)  # fmt: skip
     return y
 
 
 def q5_matmul_q8x(x: torch.Tensor, codes, scales, mins, threads: int) -> torch.Tensor:
-    return _product(_lib.q5_matmul_q8x, x, codes, scales, mins, threads=threads)
+    M, K = x.shape
+    y = torch.empty(M, codes.shape[0])
+    m, half = _q5_mins(scales, mins)
+    _lib.q5_matmul_q8x(codes.data_ptr(), scales.data_ptr(), m, half, x.data_ptr(), y.data_ptr(), M, y.shape[1], K,
+                       threads)  # fmt: skip
+    return y
 
 
 def int8_dot_native() -> bool:
@@ -347,7 +388,7 @@ def q5_dequantize(codes, scales, mins, threads: int, dtype: torch.dtype = torch.
     N, K = codes.shape[0], scales.shape[1] * BLOCK
     w = torch.empty(N, K, dtype=dtype)
     fn = _lib.q5_dequantize_bf16 if dtype == torch.bfloat16 else _lib.q5_dequantize
-    fn(codes.data_ptr(), scales.data_ptr(), mins.data_ptr(), _half(scales, mins), w.data_ptr(), N, K, threads)
+    fn(codes.data_ptr(), scales.data_ptr(), *_q5_mins(scales, mins), w.data_ptr(), N, K, threads)
     return w
 
 

@@ -65,9 +65,10 @@ INLINE float scale_at(const void *s, int half, int64_t i) {
     return half ? half_to_float(((const uint16_t *)s)[i]) : ((const float *)s)[i];
 }
 
-/* The scales from index i on (row i / nblocks's, for i a multiple of nblocks). */
+/* The scales from index i on (row i / nblocks's, for i a multiple of nblocks); NULL stays NULL
+ * (a q5 matrix without mins). */
 static inline const void *scales_from(const void *s, int half, int64_t i) {
-    return (const char *)s + i * (half ? sizeof(uint16_t) : sizeof(float));
+    return s ? (const char *)s + i * (half ? sizeof(uint16_t) : sizeof(float)) : NULL;
 }
 
 #ifdef __AVX2__
@@ -349,31 +350,32 @@ INLINE __m512 q8_pair(__m512 acc, const int8_t *codes, const void *d, int half, 
     return _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), pair_scales(d, half, dx, b, two), acc);
 }
 
-/* Four blocks per step into two accumulators, so one pair's float add (4 cycles) does not wait
- * for the previous pair's; then the last two blocks, or the last one. */
+/* `pairs` = the sum of a row's block products by `pair` (q4_pair, q5_pair, q8_pair): four blocks
+ * per step into two accumulators, so one pair's float add (4 cycles) does not wait for the
+ * previous pair's; then the last two blocks, or the last one. */
+#define SUM_OF_PAIRS(pairs, pair, codes, d, half, xq, dx, nblocks)                                \
+    float pairs;                                                                                  \
+    {                                                                                             \
+        __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();                            \
+        int b = 0;                                                                                \
+        for (; b + 4 <= nblocks; b += 4) {                                                        \
+            acc0 = pair(acc0, codes, d, half, xq, dx, b, 1);                                      \
+            acc1 = pair(acc1, codes, d, half, xq, dx, b + 2, 1);                                  \
+        }                                                                                         \
+        if (b < nblocks) acc0 = pair(acc0, codes, d, half, xq, dx, b, b + 1 < nblocks);           \
+        if (b + 2 < nblocks) acc1 = pair(acc1, codes, d, half, xq, dx, b + 2, 0);                 \
+        pairs = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));                                  \
+    }
+
 INLINE float q4_row_q8x(const uint8_t *codes, const void *d, const void *m, int half, const int8_t *xq,
                         const float *dx, const float *xsum, int nblocks) {
-    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
-    int b = 0;
-    for (; b + 4 <= nblocks; b += 4) {
-        acc0 = q4_pair(acc0, codes, d, half, xq, dx, b, 1);
-        acc1 = q4_pair(acc1, codes, d, half, xq, dx, b + 2, 1);
-    }
-    if (b < nblocks) acc0 = q4_pair(acc0, codes, d, half, xq, dx, b, b + 1 < nblocks);
-    if (b + 2 < nblocks) acc1 = q4_pair(acc1, codes, d, half, xq, dx, b + 2, 0);
-    return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) + dot_scales(m, half, xsum, nblocks);
+    SUM_OF_PAIRS(pairs, q4_pair, codes, d, half, xq, dx, nblocks)
+    return pairs + dot_scales(m, half, xsum, nblocks);
 }
 
 INLINE float q8_row_q8x(const int8_t *codes, const void *d, int half, const int8_t *xq, const float *dx, int nblocks) {
-    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
-    int b = 0;
-    for (; b + 4 <= nblocks; b += 4) {
-        acc0 = q8_pair(acc0, codes, d, half, xq, dx, b, 1);
-        acc1 = q8_pair(acc1, codes, d, half, xq, dx, b + 2, 1);
-    }
-    if (b < nblocks) acc0 = q8_pair(acc0, codes, d, half, xq, dx, b, b + 1 < nblocks);
-    if (b + 2 < nblocks) acc1 = q8_pair(acc1, codes, d, half, xq, dx, b + 2, 0);
-    return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+    SUM_OF_PAIRS(pairs, q8_pair, codes, d, half, xq, dx, nblocks)
+    return pairs;
 }
 
 #elif defined(__AVX2__) && defined(__FMA__)
@@ -577,11 +579,25 @@ void q8_dequantize_bf16(const int8_t *codes, const void *d, int half, uint16_t *
  *                                    bytes 16..19: a little-endian uint32 whose bit j is q[j] >> 4
  *
  * and a row's product is the q4 one: d[b] * (q[b] . x[b]) + m[b] * sum(x[b]) (float32 x), or
- * d[b] * dx[b] * (q[b] . xq[b]) + m[b] * sum(x[b]) (int8 x). */
+ * d[b] * dx[b] * (q[b] . xq[b]) + m[b] * sum(x[b]) (int8 x).
+ *
+ * Q5_0's blocks are symmetric, m = -16 * d, so a matrix of them is stored without mins (m NULL):
+ * 22 bytes a block instead of 24. -16 * d is exact in float, so every product and weight is the
+ * one the stored mins would give, to the bit. */
 
 #define Q5_BYTES 20
 
+/* Block b's min: stored, or -16 * d for a symmetric (Q5_0) matrix. */
+INLINE float q5_min_at(const void *m, const void *d, int half, int64_t b) {
+    return m ? scale_at(m, half, b) : -16.0f * scale_at(d, half, b);
+}
+
 #if defined(__AVX2__) && defined(__FMA__)
+/* sum(m[b] * sum(x[b])) over a row's blocks, with m = -16 * d where no mins are stored. */
+INLINE float q5_mins_dot(const void *m, const void *d, int half, const float *xsum, int nblocks) {
+    return m ? dot_scales8(m, half, xsum, nblocks) : -16.0f * dot_scales8(d, half, xsum, nblocks);
+}
+
 /* A q5 block's 32 codes as bytes q[0..31]: the nibbles, then 16 added where the block's bit is set
  * (bit j spread to byte j by a shuffle and a compare, as llama.cpp does). */
 static inline __m256i q5_codes(const uint8_t *block) {
@@ -607,7 +623,7 @@ INLINE float q5_row(const uint8_t *codes, const void *d, const void *m, int half
         __m512 dot = _mm512_fmadd_ps(first, _mm512_loadu_ps(x), _mm512_mul_ps(second, _mm512_loadu_ps(x + HALF)));
         acc = _mm512_fmadd_ps(_mm512_set1_ps(scale_at(d, half, b)), dot, acc);
     }
-    return _mm512_reduce_add_ps(acc) + dot_scales8(m, half, xsum, nblocks);
+    return _mm512_reduce_add_ps(acc) + q5_mins_dot(m, d, half, xsum, nblocks);
 #else
     __m256 acc = _mm256_setzero_ps();
     for (int b = 0; b < nblocks; b++, codes += Q5_BYTES, x += BLOCK) {
@@ -619,10 +635,43 @@ INLINE float q5_row(const uint8_t *codes, const void *d, const void *m, int half
         dot = _mm256_fmadd_ps(bytes8_to_floats(_mm_srli_si128(hi, 8), 0), _mm256_loadu_ps(x + 24), dot);
         acc = _mm256_fmadd_ps(_mm256_set1_ps(scale_at(d, half, b)), dot, acc);
     }
-    return hsum8(acc) + dot_scales8(m, half, xsum, nblocks);
+    return hsum8(acc) + q5_mins_dot(m, d, half, xsum, nblocks);
 #endif
 }
 
+#if defined(__AVX512VNNI__) && defined(__AVX512BW__)
+/* Two blocks per 512-bit register, as q4_pair_dot: the nibbles laid out the same way, then 16 added
+ * to the bytes whose bit is set: the two blocks' 32-bit words are one 64-bit mask, so that is a
+ * single masked add (the AVX2 code below spreads the bits with a shuffle and a compare per block). */
+static inline __m512i q5_pair_dot(const uint8_t *codes, const int8_t *xq, int two) {
+    const __m256i low_nibbles = _mm256_set1_epi8(0x0F);
+    __m128i first = _mm_loadu_si128((const __m128i *)codes);
+    __m128i second = two ? _mm_loadu_si128((const __m128i *)(codes + Q5_BYTES)) : _mm_setzero_si128();
+    __m256i packed = _mm256_set_m128i(second, first);
+    __m256i low = _mm256_and_si256(packed, low_nibbles);
+    __m256i high = _mm256_and_si256(_mm256_srli_epi16(packed, 4), low_nibbles);
+    __m512i q = _mm512_inserti64x4(_mm512_castsi256_si512(low), high, 1); /* low0 low1 high0 high1 */
+    q = _mm512_shuffle_i64x2(q, q, _MM_SHUFFLE(3, 1, 2, 0));                /* low0 high0 low1 high1 */
+    uint32_t bits0, bits1 = 0;
+    memcpy(&bits0, codes + HALF, sizeof bits0);
+    if (two) memcpy(&bits1, codes + Q5_BYTES + HALF, sizeof bits1);
+    q = _mm512_mask_add_epi8(q, _cvtu64_mask64((uint64_t)bits1 << 32 | bits0), q, _mm512_set1_epi8(0x10));
+    __m512i x = _mm512_maskz_loadu_epi8(two ? ~0ULL : 0xFFFFFFFFULL, xq);
+    return _mm512_dpbusd_epi32(_mm512_setzero_si512(), q, x);
+}
+
+INLINE __m512 q5_pair(__m512 acc, const uint8_t *codes, const void *d, int half, const int8_t *xq, const float *dx, int b, int two) {
+    __m512i dot = q5_pair_dot(codes + (int64_t)b * Q5_BYTES, xq + b * BLOCK, two);
+    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), pair_scales(d, half, dx, b, two), acc);
+}
+
+INLINE float q5_row_q8x(const uint8_t *codes, const void *d, const void *m, int half, const int8_t *xq,
+                        const float *dx, const float *xsum, int nblocks) {
+    SUM_OF_PAIRS(pairs, q5_pair, codes, d, half, xq, dx, nblocks)
+    return pairs + (m ? dot_scales(m, half, xsum, nblocks) : -16.0f * dot_scales(d, half, xsum, nblocks));
+}
+
+#else
 /* Unsigned codes (0..31) times signed activations: vpdpbusd where AVX512-VNNI reaches 256-bit
  * registers, else vpmaddubsw (sums of 2 at most 2 * 31 * 127: no saturation) and vpmaddwd. */
 INLINE __m256 q5_block(__m256 acc, const uint8_t *codes, const void *d, int half, const int8_t *xq, const float *dx, int b) {
@@ -644,8 +693,9 @@ INLINE float q5_row_q8x(const uint8_t *codes, const void *d, const void *m, int 
         acc1 = q5_block(acc1, codes, d, half, xq, dx, b + 1);
     }
     if (b < nblocks) acc0 = q5_block(acc0, codes, d, half, xq, dx, b);
-    return hsum8(_mm256_add_ps(acc0, acc1)) + dot_scales8(m, half, xsum, nblocks);
+    return hsum8(_mm256_add_ps(acc0, acc1)) + q5_mins_dot(m, d, half, xsum, nblocks);
 }
+#endif /* AVX512-VNNI */
 
 #else
 /* Portable C. */
@@ -661,7 +711,7 @@ INLINE float q5_row(const uint8_t *codes, const void *d, const void *m, int half
     for (int b = 0; b < nblocks; b++, codes += Q5_BYTES, x += BLOCK) {
         float dot = 0.0f;
         for (int j = 0; j < BLOCK; j++) dot += (float)q5_code(codes, j) * x[j];
-        sum += scale_at(d, half, b) * dot + scale_at(m, half, b) * xsum[b];
+        sum += scale_at(d, half, b) * dot + q5_min_at(m, d, half, b) * xsum[b];
     }
     return sum;
 }
@@ -672,7 +722,7 @@ INLINE float q5_row_q8x(const uint8_t *codes, const void *d, const void *m, int 
     for (int b = 0; b < nblocks; b++, codes += Q5_BYTES, xq += BLOCK) {
         int32_t dot = 0;
         for (int j = 0; j < BLOCK; j++) dot += q5_code(codes, j) * xq[j];
-        sum += scale_at(d, half, b) * dx[b] * (float)dot + scale_at(m, half, b) * xsum[b];
+        sum += scale_at(d, half, b) * dx[b] * (float)dot + q5_min_at(m, d, half, b) * xsum[b];
     }
     return sum;
 }
@@ -708,12 +758,12 @@ static inline void q5_block_weights(const uint8_t *block, float d, float m, floa
 void q5_dequantize(const uint8_t *codes, const void *d, const void *m, int half, float *w, int N, int K, int threads) {
 #pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
     for (int64_t b = 0; b < (int64_t)N * (K / BLOCK); b++)
-        q5_block_weights(codes + b * Q5_BYTES, scale_at(d, half, b), scale_at(m, half, b), w + b * BLOCK, NULL);
+        q5_block_weights(codes + b * Q5_BYTES, scale_at(d, half, b), q5_min_at(m, d, half, b), w + b * BLOCK, NULL);
 }
 
 void q5_dequantize_bf16(const uint8_t *codes, const void *d, const void *m, int half, uint16_t *w, int N, int K,
                         int threads) {
 #pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
     for (int64_t b = 0; b < (int64_t)N * (K / BLOCK); b++)
-        q5_block_weights(codes + b * Q5_BYTES, scale_at(d, half, b), scale_at(m, half, b), NULL, w + b * BLOCK);
+        q5_block_weights(codes + b * Q5_BYTES, scale_at(d, half, b), q5_min_at(m, d, half, b), NULL, w + b * BLOCK);
 }
