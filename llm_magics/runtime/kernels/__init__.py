@@ -302,8 +302,7 @@ def q8_matmul(x: torch.Tensor, codes, scales, threads: int) -> torch.Tensor:
 
 
 def _q5_mins(scales: torch.Tensor, mins: torch.Tensor | None) -> tuple[int | None, int]:
-    """(mins pointer, half flag) for a q5 matrix: no pointer for a symmetric one (Q5_0's blocks,
-    m = -16 * d), whose mins are None or empty."""
+    """(mins pointer, half flag) of a q5 matrix; no pointer for Q5_0's (mins None or empty: -16 * d)."""
     if mins is None or mins.numel() == 0:
         return None, _half(scales)
     return mins.data_ptr(), _half(scales, mins)
@@ -321,8 +320,7 @@ def q5_matmul(x: torch.Tensor, codes, scales, mins, threads: int) -> torch.Tenso
 
 
 def q5_matmul_q8x(x: torch.Tensor, codes, scales, mins, threads: int) -> torch.Tensor:
-    M, K = x.shape
-    y = torch.empty(M, codes.shape[0])
+    (M, K), y = x.shape, torch.empty(x.shape[0], codes.shape[0])
     m, half = _q5_mins(scales, mins)
     _lib.q5_matmul_q8x(codes.data_ptr(), scales.data_ptr(), m, half, x.data_ptr(), y.data_ptr(), M, y.shape[1], K,
                        threads)  # fmt: skip
