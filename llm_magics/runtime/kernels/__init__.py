@@ -207,8 +207,8 @@ def pack_q5_0(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
     Q5_0, w = d * (q - 16) with q in 0..31 and d a float16, else None: q5 without mins (blockq.c).
 
     Q5_0 picks d = -max / 16 for the block's weight of largest magnitude (d is negative where that
-    weight is positive), so that weight is -16 * d exactly, and d follows from it; the rebuild
-    check confirms every other weight.
+    weight is positive), so that weight is -16 * d exactly, and d follows from it; the rebuild check
+    confirms every other weight. None also where every block spans 16 codes (pack_exact: q4).
     """
     N, K = w.shape
     blocks = w.float().reshape(N, K // BLOCK, BLOCK)
@@ -216,7 +216,8 @@ def pack_q5_0(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
     if not torch.equal(d.half().float(), d):
         return None
     q = (blocks / torch.where(d == 0, 1.0, d)).round() + 16  # a zero block: codes 16, weights 0
-    if q.min() < 0 or q.max() > 31 or not torch.equal((q - 16) * d, blocks):
+    fits_q4 = (q.amax(-1) - q.amin(-1)).max() <= 15  # every block spans 16 codes: q4 holds it in fewer bytes
+    if fits_q4 or q.min() < 0 or q.max() > 31 or not torch.equal((q - 16) * d, blocks):
         return None
     return _q5_codes(q), d.squeeze(-1).half().contiguous()
 
