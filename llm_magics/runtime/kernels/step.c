@@ -107,7 +107,8 @@ static inline float dot(const float *a, const float *b, int n) {
     for (; j + 16 <= n; j += 16) acc = _mm512_fmadd_ps(_mm512_loadu_ps(a + j), _mm512_loadu_ps(b + j), acc);
     sum = _mm512_reduce_add_ps(acc);
 #endif
-    for (; j < n; j++) sum += a[j] * b[j];
+#pragma omp simd reduction(+ : sum)
+    for (int i = j; i < n; i++) sum += a[i] * b[i];
     return sum;
 }
 
@@ -136,6 +137,7 @@ static void weighted_sum(const float *p, const float *V, float *out, int S, int 
     for (int j = c; j < hs; j++) out[j] = 0.0f;
     for (int s = 0; s < S && c < hs; s++) {
         const float *vs = V + (int64_t)s * hs;
+#pragma omp simd
         for (int j = c; j < hs; j++) out[j] += p[s] * vs[j];
     }
 }
