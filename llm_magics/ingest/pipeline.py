@@ -178,7 +178,7 @@ def _jobs(index: "Index", sources, glob, recursive, loader, loader_options, spli
             cls, note = choose(src, loader)
             options = _options_for(cls, loader_options, explicit=loader is not None)
             key = cls.source_key(src, options)
-            fingerprint = _fingerprint(src, cls.name, options, split_key, embedder.identity)
+            fingerprint = _fingerprint(src, cls.name + (f"@{cls.revision}" if cls.revision > 1 else ""), options, split_key, embedder.identity)
             with _timed(report, "store_seconds"):
                 old = manifest.entries().get(key)
         except (KeyboardInterrupt, MemoryError):

@@ -66,18 +66,23 @@ def auto_format(question: str, chain) -> str:
 
 def sentences(text: str, max_chars: int = MAX_CHARS) -> list[str]:
     """The sentences of ``text``: paragraphs split at sentence ends, wrapped lines joined, headers dropped."""
-    out = []
+    out, lead = [], ""
     for block in _BREAK.split(text):
         block = " ".join(block.split())
         if not block or block.startswith("#"):
             continue
         for sentence in _SENTENCE_END.split(block):
-            sentence = sentence.strip()
+            sentence = (lead + " " + sentence).strip() if lead else sentence.strip()
+            lead = ""
             if len(sentence) > max_chars:
                 cut = sentence[:max_chars]
                 sentence = (cut[: cut.rfind(" ")] if " " in cut else cut) + " …"
             if len(sentence) > 1:
                 out.append(sentence)
+        if out and out[-1].endswith(":"):  # a lead-in ("... with:") is one sentence with what it introduces
+            lead = out.pop()
+    if lead:
+        out.append(lead)
     return out
 
 

@@ -72,6 +72,27 @@ def test_reingesting_adds_nothing(hash_embedder, tmp_path, store):
         assert Index(collection="idem", store="chroma").add(str(docs), splitter="recursive", chunk_size=60, chunk_overlap=10).chunks_added == 0
 
 
+def test_a_new_loader_revision_reads_unchanged_files_again(minilm, tmp_path, monkeypatch):
+    from llm_magics.ingest.loaders import html
+
+    docs = tmp_path / "site"
+    docs.mkdir()
+    (docs / "page.html").write_text("<ul><li><a href='/'>Home</a></li></ul><p>Herons wade in shallow water.</p>")
+    (docs / "notes.md").write_text("Kettles boil water.")
+    index = Index(collection="revision", store="chroma", embedder=minilm)
+    with monkeypatch.context() as old_code:  # what revision 1 made of the page: its menu kept
+        old_code.setattr(html.HTMLLoader, "revision", 1)
+        keep = html.html_to_text
+        old_code.setattr(html, "html_to_text", lambda text, headings=True, drop_links=True: keep(text, headings, False))
+        index.add(str(docs))
+        assert index.add(str(docs)).files_unchanged == 2
+        assert "Home" in " ".join(h.text for h in index.search("herons", k=5))
+    # today's loader (a new revision): its pages are read again and the menu goes; the other file is not read
+    report = index.add(str(docs))
+    assert report.files_read == 1 and report.files_unchanged == 1
+    assert "Home" not in " ".join(h.text for h in index.search("herons", k=5))
+
+
 @pytest.mark.parametrize("store", STORES)
 def test_changed_file_replaces_its_chunks_and_delete_removes_a_source(hash_embedder, tmp_path, store):
     docs = write_corpus(tmp_path / "docs")

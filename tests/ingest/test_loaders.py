@@ -86,10 +86,15 @@ HTML = """<!DOCTYPE html>
 </body></html>"""
 
 
-def test_html_is_visible_text_only_with_title(tmp_path):
+def html_doc(tmp_path, html: str, **options):
     path = tmp_path / "page.html"
-    path.write_text(HTML)
-    (doc,) = load(path)
+    path.write_text(html)
+    (doc,) = load(path, **options)
+    return doc
+
+
+def test_html_is_visible_text_only_with_title(tmp_path):
+    doc = html_doc(tmp_path, HTML)
     text = doc.text
     assert doc.metadata["title"] == "The Page Title"
     assert "# Main heading" in text
@@ -98,6 +103,30 @@ def test_html_is_visible_text_only_with_title(tmp_path):
     assert "  keep   spacing" in text
     for hidden in ("color: red", "tracking", "Hidden menu", "invisible div", "Enable JavaScript", "console.log"):
         assert hidden not in text
+
+
+NAV_PAGE = """<html><body>
+<div class="menu"><a href="/"><img src="logo.gif" alt="SiteName"></a>
+<ul><li><a href="/index.html">Home</a></li><li><a href="/docs.html">Documentation</a></li></ul></div>
+<p class="crumbs"><a href="/">Docs</a> &raquo; <a href="/api/">API</a></p>
+<h2><a href="#open">Opening a file</a></h2>
+<p>Call <a href="open.html">open_file()</a> with one of the following flags:</p>
+<ul><li><a href="flags.html">FLAG_READ_ONLY</a></li><li><a href="flags.html">os.O_RDWR</a></li></ul>
+<ul><li>Mode <a href="m.html">w</a> truncates.</li></ul>
+<p><a href="next.html">Next topic</a></p>
+</body></html>"""
+
+
+def test_html_drops_lines_that_are_only_links(tmp_path):
+    text = html_doc(tmp_path, NAV_PAGE).text
+    for nav in ("SiteName", "Home", "Documentation", "Docs", "API", "Next topic"):  # menus, breadcrumbs, next/previous
+        assert nav not in text.split(), nav
+    assert "## Opening a file" in text  # a heading stays, linked or not
+    assert "Call open_file() with one of the following flags:" in text  # links inside a sentence stay
+    assert "FLAG_READ_ONLY" in text and "os.O_RDWR" in text  # a list of identifiers is content
+    assert "Mode w truncates." in text
+    kept = html_doc(tmp_path, NAV_PAGE, drop_links=False)
+    assert "Home" in kept.text and "Next topic" in kept.text
 
 
 def test_html_without_visible_text_is_skipped(tmp_path):

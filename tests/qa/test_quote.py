@@ -34,6 +34,14 @@ def test_sentences_join_wrapped_lines_drop_headers_and_keep_titles_whole():
     assert len(long) <= 402 and long.endswith(" …")
 
 
+def test_a_sentence_that_ends_with_a_colon_is_quoted_with_what_it_introduces():
+    manual = "To see the history, run:\n\n    $ kestrel log --all\n\nor, for one file:\n\n    $ kestrel log FILE\n\nLogs are kept for a year."
+    assert sentences(manual) == ["To see the history, run: $ kestrel log --all", "or, for one file: $ kestrel log FILE", "Logs are kept for a year."]
+    assert sentences("The flags are:") == ["The flags are:"]  # nothing follows: kept as it is
+    text, _ = quote("Run kestrel log --all.", "How do I see the history?", chunks(manual))
+    assert text == "To see the history, run: $ kestrel log --all [1]"
+
+
 def test_the_quote_is_the_sentence_holding_what_the_reply_adds_to_the_question():
     # the reply drops the room, and invents a duty; the quote has the room and nothing invented
     text, number = quote("The badges are issued by the lab manager, Marta Ruiz. She guards the server.",

@@ -43,6 +43,9 @@ class Loader(Extension):
     schemes: ClassVar[tuple[str, ...]] = ()
     magic: ClassVar[tuple[bytes, ...]] = ()
     binary: ClassVar[bool] = False
+    #: Raise it when the loader's output for the same file changes: ``%ingest`` then reads
+    #: unchanged files again instead of keeping what the older code made from them.
+    revision: ClassVar[int] = 1
     #: A loader for a family of readers (``--loader langchain:PyPDFLoader``) sets this;
     #: ``target`` is then the part after the colon.
     takes_target: ClassVar[bool] = False

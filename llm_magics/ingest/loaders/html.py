@@ -2,14 +2,16 @@
 
 The standard library's tolerant ``HTMLParser`` streams through the page once; block
 elements become paragraph breaks and headings become Markdown headers, so the
-``markdown`` splitter can follow the page's structure.
+``markdown`` splitter can follow the page's structure. A line whose text is all link text
+(a site menu, breadcrumbs, a table of contents) is navigation and is dropped, unless it
+names code (``SQLITE_OPEN_WAL``, ``os.path.join()``): a list of identifiers is content.
 """
 
 from __future__ import annotations
 
 import re
 from html.parser import HTMLParser
-from typing import Iterator
+from typing import ClassVar, Iterator
 
 from pydantic import Field
 
@@ -29,7 +31,7 @@ HEADING = {"h1": 1, "h2": 2, "h3": 3, "h4": 4, "h5": 5, "h6": 6}
 
 
 class _Extractor(HTMLParser):
-    def __init__(self, markdown_headings: bool):
+    def __init__(self, markdown_headings: bool, drop_links: bool = True):
         super().__init__(convert_charrefs=True)
         self.markdown_headings = markdown_headings
         self.parts: list[str] = []
@@ -39,6 +41,10 @@ class _Extractor(HTMLParser):
         self.in_title = False
         self.first_h1: list[str] | None = None
         self.in_h1 = False
+        self.drop_links = drop_links
+        self.links = 0  # open <a href> elements
+        self.line_start = 0  # index in parts where the current line began
+        self.line_text = self.line_link = 0  # its visible characters, and how many of them are link text
 
     def handle_starttag(self, tag, attrs):
         if tag == "title":
@@ -54,13 +60,17 @@ class _Extractor(HTMLParser):
             return
         if tag == "pre":
             self.pre += 1
+        if tag == "a" and dict(attrs).get("href"):
+            self.links += 1
         if tag in HEADING:
+            self._end_line()
             self.parts.append("\n\n" + ("#" * HEADING[tag] + " " if self.markdown_headings else ""))
             if tag == "h1" and self.first_h1 is None:
                 self.first_h1, self.in_h1 = [], True
         elif tag == "img":
             alt = dict(attrs).get("alt")
             if alt:
+                self._count(alt)
                 self.parts.append(f" {alt} ")
         else:
             self._block_break(tag)
@@ -81,15 +91,34 @@ class _Extractor(HTMLParser):
             return
         if tag == "pre":
             self.pre = max(0, self.pre - 1)
+        if tag == "a" and self.links:
+            self.links -= 1
         if tag in HEADING:
             self.parts.append("\n\n")
+            self.line_start, self.line_text, self.line_link = len(self.parts), 0, 0  # a heading is kept, links or not
             if tag == "h1":
                 self.in_h1 = False
         else:
             self._block_break(tag)
 
+    def _count(self, text: str) -> None:
+        n = len(_WORD.findall(text))  # letters and digits: separators ("»", "|") between links are navigation too
+        self.line_text += n
+        if self.links:
+            self.line_link += n
+
+    def _end_line(self) -> None:
+        """A line whose visible text is all link text (a menu item, a breadcrumb, a table of contents entry) is
+        navigation, not content: it is dropped (``drop_links``), as boilerplate removers do (boilerpipe's link density)."""
+        if self.drop_links and self.line_text and self.line_link == self.line_text:
+            if not _CODE.search("".join(self.parts[self.line_start :])):  # a list of identifiers is reference content
+                del self.parts[self.line_start :]
+        self.line_start, self.line_text, self.line_link = len(self.parts), 0, 0
+
     def _block_break(self, tag):
         """The whitespace a paragraph, line or cell tag stands for, where it opens and where it closes."""
+        if tag in PARAGRAPH or tag in LINE:
+            self._end_line()
         if tag in PARAGRAPH:
             self.parts.append("\n\n")
         elif tag in LINE:
@@ -108,6 +137,7 @@ class _Extractor(HTMLParser):
         if self.pre:
             self.parts.append(data)
             return
+        self._count(data)
         data = _SPACES.sub(" ", data)
         if not self.parts or self.parts[-1].endswith("\n"):
             data = data.lstrip(" ")
@@ -115,16 +145,19 @@ class _Extractor(HTMLParser):
             self.parts.append(data)
 
 
+_WORD = re.compile(r"\w")
+_CODE = re.compile(r"\w_\w|\w\(|\w\.\w|\w::\w")  # snake_case, a call, a dotted or C++ name
 _SPACES = re.compile(r"[ \t\r\n\f\v\u00a0]+")
 _TRAILING = re.compile(r"[ \t]+\n")
 _BLANKS = re.compile(r"\n{3,}")
 
 
-def html_to_text(html: str, markdown_headings: bool = True) -> tuple[str, str]:
-    """``(visible_text, title)`` of an HTML page."""
-    parser = _Extractor(markdown_headings)
+def html_to_text(html: str, markdown_headings: bool = True, drop_links: bool = True) -> tuple[str, str]:
+    """``(visible_text, title)`` of an HTML page; ``drop_links``: without the lines that are only links."""
+    parser = _Extractor(markdown_headings, drop_links)
     parser.feed(html)
     parser.close()
+    parser._end_line()
     text = "".join(parser.parts)
     text = _TRAILING.sub("\n", text)
     text = _BLANKS.sub("\n\n", text).strip()
@@ -134,18 +167,20 @@ def html_to_text(html: str, markdown_headings: bool = True) -> tuple[str, str]:
 
 class HTMLOptions(Options):
     markdown_headings: bool = Field(True, description="Write h1-h6 as Markdown headers (# ...) so the markdown splitter can use them.")
+    drop_links: bool = Field(True, description="Drop lines that are only link text (menus, breadcrumbs, tables of contents); lists of identifiers stay.")
 
 
 class HTMLLoader(Loader):
     """Web pages: visible text only, no scripts or styles, with the page title."""
 
     name = "html"
+    revision: ClassVar[int] = 2  # 2: lines of links dropped (2026-12-03); a new revision ingests unchanged pages again
     extensions = (".html", ".htm", ".xhtml", ".shtml")
     Options = HTMLOptions
 
     def load(self, source: str) -> Iterator[Document]:
         st = check_regular_file(source)
-        text, title = html_to_text(decode_text(read_bytes(source)), self.options.markdown_headings)
+        text, title = html_to_text(decode_text(read_bytes(source)), self.options.markdown_headings, self.options.drop_links)
         if not text.strip():
             raise SkipSource("no visible text")
         yield Document(text, file_metadata(source, st, title=title or title_from_path(source)))
