@@ -69,6 +69,9 @@ def sentences(text: str, max_chars: int = MAX_CHARS) -> list[str]:
     out, lead = [], ""
     for block in _BREAK.split(text):
         block = " ".join(block.split())
+        if block.startswith("#") and lead:  # a header ends what a lead-in could introduce
+            out.append(lead)
+            lead = ""
         if not block or block.startswith("#"):
             continue
         for sentence in _SENTENCE_END.split(block):

@@ -125,6 +125,9 @@ def test_html_drops_lines_that_are_only_links(tmp_path):
     assert "Call open_file() with one of the following flags:" in text  # links inside a sentence stay
     assert "FLAG_READ_ONLY" in text and "os.O_RDWR" in text  # a list of identifiers is content
     assert "Mode w truncates." in text
+    # a link left open ends with its paragraph: the page after it is not taken for navigation
+    assert html_doc(tmp_path, "<p>See <a href=g>the guide</p><p>Herons wade.</p><ul><li>Cranes fly.</li></ul>").text == (
+        "See the guide\n\nHerons wade.\n\nCranes fly.")
     kept = html_doc(tmp_path, NAV_PAGE, drop_links=False)
     assert "Home" in kept.text and "Next topic" in kept.text
 

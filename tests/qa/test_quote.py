@@ -38,6 +38,7 @@ def test_a_sentence_that_ends_with_a_colon_is_quoted_with_what_it_introduces():
     manual = "To see the history, run:\n\n    $ kestrel log --all\n\nor, for one file:\n\n    $ kestrel log FILE\n\nLogs are kept for a year."
     assert sentences(manual) == ["To see the history, run: $ kestrel log --all", "or, for one file: $ kestrel log FILE", "Logs are kept for a year."]
     assert sentences("The flags are:") == ["The flags are:"]  # nothing follows: kept as it is
+    assert sentences("The flags are:\n\n## Next part\n\nText.") == ["The flags are:", "Text."]  # nor across a header
     text, _ = quote("Run kestrel log --all.", "How do I see the history?", chunks(manual))
     assert text == "To see the history, run: $ kestrel log --all [1]"
 

@@ -42,7 +42,7 @@ class _Extractor(HTMLParser):
         self.first_h1: list[str] | None = None
         self.in_h1 = False
         self.drop_links = drop_links
-        self.links = 0  # open <a href> elements
+        self.in_link = False  # inside <a href>: until </a>, the next <a>, or the end of the paragraph (an unclosed link)
         self.line_start = 0  # index in parts where the current line began
         self.line_text = self.line_link = 0  # its visible characters, and how many of them are link text
 
@@ -60,8 +60,8 @@ class _Extractor(HTMLParser):
             return
         if tag == "pre":
             self.pre += 1
-        if tag == "a" and dict(attrs).get("href"):
-            self.links += 1
+        if tag == "a":
+            self.in_link = bool(dict(attrs).get("href"))
         if tag in HEADING:
             self._end_line()
             self.parts.append("\n\n" + ("#" * HEADING[tag] + " " if self.markdown_headings else ""))
@@ -91,8 +91,8 @@ class _Extractor(HTMLParser):
             return
         if tag == "pre":
             self.pre = max(0, self.pre - 1)
-        if tag == "a" and self.links:
-            self.links -= 1
+        if tag == "a":
+            self.in_link = False
         if tag in HEADING:
             self.parts.append("\n\n")
             self.line_start, self.line_text, self.line_link = len(self.parts), 0, 0  # a heading is kept, links or not
@@ -104,7 +104,7 @@ class _Extractor(HTMLParser):
     def _count(self, text: str) -> None:
         n = len(_WORD.findall(text))  # letters and digits: separators ("»", "|") between links are navigation too
         self.line_text += n
-        if self.links:
+        if self.in_link:
             self.line_link += n
 
     def _end_line(self) -> None:
@@ -120,6 +120,7 @@ class _Extractor(HTMLParser):
         if tag in PARAGRAPH or tag in LINE:
             self._end_line()
         if tag in PARAGRAPH:
+            self.in_link = False  # a link left open ends here: one missing </a> must not make the rest of the page a link
             self.parts.append("\n\n")
         elif tag in LINE:
             self.parts.append("\n")
