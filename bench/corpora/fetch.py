@@ -39,6 +39,15 @@ CORPORA: dict[str, dict] = {
         "subset": "questions+every3",
         "copyright": "usr/share/doc/sqlite3-doc/copyright",
     },
+    "click-docs": {
+        "package": "python-click-doc", "version": "8.1.3-2", "kind": "library documentation built by Sphinx (23 HTML pages of Click: narrative chapters, API reference, changelog)", "held_out": False,
+        # every page but Sphinx's generated ones (search, index of names, module index, 404)
+        "files": [f"usr/share/doc/python-click-doc/html/{n}.html" for n in (
+            "advanced", "api", "arguments", "changes", "commands", "complex", "contrib", "documentation", "exceptions",
+            "index", "license", "options", "parameters", "prompts", "quickstart", "setuptools", "shell-completion",
+            "testing", "unicode-support", "upgrading", "utils", "why", "wincmd")],
+        "copyright": "usr/share/doc/python-click-doc/copyright",
+    },
     "git-manual": {
         "package": "git-doc", "version": "1:2.39.5-0+deb12u3", "kind": "manual (5 HTML pages: Git user manual, tutorial, glossary, hooks, FAQ)", "held_out": True,
         "files": [f"usr/share/doc/git-doc/{n}.html" for n in ("user-manual", "gittutorial", "gitglossary", "githooks", "gitfaq")],

@@ -35,6 +35,7 @@ MAX_CHARS = 400
 ECHO_WEIGHT = 0.5
 QUESTION_WEIGHT = 0.3
 
+_ITEM = re.compile(r"^(?:[-*•]|\d+[.)])\s+")
 _BREAK = re.compile(r"\n\s*\n|\n(?=\s*(?:[-*•]|\d+[.)]|#+)\s)")  # a blank line, or a line starting a list item or header
 # a sentence ends at . ! or ? before a capital or digit, except after a title, a common abbreviation or an initial
 _SENTENCE_END = re.compile(
@@ -68,7 +69,7 @@ def sentences(text: str, max_chars: int = MAX_CHARS) -> list[str]:
     """The sentences of ``text``: paragraphs split at sentence ends, wrapped lines joined, headers dropped."""
     out, lead = [], ""
     for block in _BREAK.split(text):
-        block = " ".join(block.split())
+        block = _ITEM.sub("", " ".join(block.split()))  # a list item is quoted without its marker
         if block.startswith("#") and lead:  # a header ends what a lead-in could introduce
             out.append(lead)
             lead = ""

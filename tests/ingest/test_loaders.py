@@ -127,9 +127,47 @@ def test_html_drops_lines_that_are_only_links(tmp_path):
     assert "Mode w truncates." in text
     # a link left open ends with its paragraph: the page after it is not taken for navigation
     assert html_doc(tmp_path, "<p>See <a href=g>the guide</p><p>Herons wade.</p><ul><li>Cranes fly.</li></ul>").text == (
-        "See the guide\n\nHerons wade.\n\nCranes fly.")
+        "See the guide\n\nHerons wade.\n\n- Cranes fly.")
     kept = html_doc(tmp_path, NAV_PAGE, drop_links=False)
     assert "Home" in kept.text and "Next topic" in kept.text
+
+
+SPHINX_PAGE = """<html><head><title>Options - Click Documentation (8.1.x)</title></head><body>
+<div class="related"><h3>Navigation</h3><ul><li><a href="index.html">Click Documentation (8.1.x)</a> &raquo;</li></ul></div>
+<h1>Options<a class="headerlink" href="#options" title="Permalink">&para;</a></h1>
+<p>Options are optional.<a href="#f1" class="fn-backref">&#8617;</a></p>
+<dl class="py function"><dt id="click.echo">click.echo(message=None, nl=True)<a class="headerlink" href="#click.echo">&para;</a></dt>
+<dd><p>Print a message.</p></dd></dl>
+<div class="highlight"><pre><span class="c1"># How to make an option required</span>
+@click.option('--n', required=True)
+  # indented comment
+#!/bin/sh
+</pre></div>
+<h2>Counting<a class="headerlink" href="#counting">&para;</a></h2><p>Use count=True.</p>
+<div class="sidebar"><h3>Contents</h3><ul><li><a href="#options">Options</a></li></ul>
+<h3>Navigation</h3><ul><li><a href="api.html">API</a></li></ul></div></body></html>"""
+
+
+def test_html_from_sphinx_keeps_text_structure_not_markup(tmp_path):
+    from llm_magics.ingest.splitters import get_splitter
+
+    doc = html_doc(tmp_path, SPHINX_PAGE)
+    assert doc.text == (
+        "# Options\n\nOptions are optional.\n\nclick.echo(message=None, nl=True):\n\nPrint a message.\n\n"
+        "    # How to make an option required\n@click.option('--n', required=True)\n    # indented comment\n#!/bin/sh\n\n"
+        "## Counting\n\nUse count=True.")  # no ¶ or ↩, no sidebar headers, no version breadcrumb; a term introduces its definition
+    chunks = list(get_splitter("markdown", chunk_size=400, chunk_overlap=0).split_document(doc))
+    assert {c.metadata.get("section") for c in chunks} == {"Options", "Options > Counting"}  # a code comment is no header
+    kept = html_doc(tmp_path, SPHINX_PAGE, markdown_headings=False).text  # headers as plain lines: all stay
+    assert "Navigation" in kept and "Contents" in kept
+    kicker = "<h2>SQLite C Interface</h2><h2>Set A Busy Timeout</h2><p>Sleeps.</p>"  # no text of its own, none dropped: it stays
+    assert html_doc(tmp_path, kicker).text == "## SQLite C Interface\n\n## Set A Busy Timeout\n\nSleeps."
+    glossary = "<dl><dt>origin</dt><dd>The default upstream repository.</dd><dt>HEAD.</dt><dd>Ends well.</dd><dt>a</dt><dt>b</dt><dd>Both.</dd></dl>"
+    items = "<ol start=3><li><p>three</p></li><li>four</li></ol><ul><li><a href=x>Home</a></li><li>five</li></ul>"
+    assert html_doc(tmp_path, items).text == "3. three\n\n4. four\n\n- five"  # each item on its marker's line
+    assert html_doc(tmp_path, glossary).text.split("\n\n") == ["origin:", "The default upstream repository.", "HEAD.", "Ends well.", "a", "b:", "Both."]
+    linked = '<dl><dt>Return type</dt><dd><p><a href="https://example.org/str">str</a></p></dd><dt>f()</dt><dd>Does.</dd></dl>'
+    assert html_doc(tmp_path, linked).text == "Return type\n\nf():\n\nDoes."  # no colon before a definition that left no text
 
 
 def test_html_without_visible_text_is_skipped(tmp_path):

@@ -29,7 +29,7 @@ def test_sentences_join_wrapped_lines_drop_headers_and_keep_titles_whole():
         "Badges are issued on weekdays between 9:00 and 11:00.",
         "The training is given by Dr. Ines Okafor on the first Monday of each month.",  # not cut after "Dr."
     ]
-    assert sentences("- one item\n- another item. Then more") == ["- one item", "- another item.", "Then more"]
+    assert sentences("- one item\n- another item. Then more\n\n2. two") == ["one item", "another item.", "Then more", "two"]  # no list markers
     long = sentences("word " * 200)[0]
     assert len(long) <= 402 and long.endswith(" …")
 

@@ -1,10 +1,14 @@
 """HTML: the visible text only (no scripts, styles or hidden elements), plus the title.
 
 The standard library's tolerant ``HTMLParser`` streams through the page once; block
-elements become paragraph breaks and headings become Markdown headers, so the
-``markdown`` splitter can follow the page's structure. A line whose text is all link text
-(a site menu, breadcrumbs, a table of contents) is navigation and is dropped, unless it
-names code (``SQLITE_OPEN_WAL``, ``os.path.join()``): a list of identifiers is content.
+elements become paragraph breaks, headings become Markdown headers and list items Markdown
+items (``- ``, ``1. ``), so the ``markdown`` splitter can follow the page's structure and a
+quote can take one item. A defined term (``<dt>``) ends with a colon before its definition,
+as a plain-text glossary writes it. A line whose text is all link text (a site menu,
+breadcrumbs, a table of contents) is navigation and is dropped, unless it names code
+(``SQLITE_OPEN_WAL``, ``os.path.join()``): a list of identifiers is content. So are links with
+no letters or digits (Sphinx's ``¶`` permalinks, ``↩``), and a header whose lines were all
+dropped (a sidebar's "Navigation"). A line of preformatted code never reads as a header.
 """
 
 from __future__ import annotations
@@ -43,6 +47,11 @@ class _Extractor(HTMLParser):
         self.in_h1 = False
         self.drop_links = drop_links
         self.in_link = False  # inside <a href>: until </a>, the next <a>, or the end of the paragraph (an unclosed link)
+        self.link_start: int | None = None  # index in parts where the open link's text began
+        self.term_end: int | None = None  # index in parts just after the last <dt>'s text, until its <dd>
+        self.colon: tuple[int, int] | None = None  # (part given a colon, where its definition starts), until </dd>
+        self.lists: list[int | None] = []  # open <ul> (None) and <ol> (the next item's number)
+        self.at_marker = False  # a list item's marker was just written: its text follows on the same line
         self.line_start = 0  # index in parts where the current line began
         self.line_text = self.line_link = 0  # its visible characters, and how many of them are link text
 
@@ -60,13 +69,27 @@ class _Extractor(HTMLParser):
             return
         if tag == "pre":
             self.pre += 1
+        if tag in ("ul", "ol"):
+            start = dict(attrs).get("start") or "1"
+            self.lists.append(int(start) if tag == "ol" and start.strip().isdigit() else None)
         if tag == "a":
             self.in_link = bool(dict(attrs).get("href"))
+            self.link_start = len(self.parts) if self.in_link else None
         if tag in HEADING:
             self._end_line()
             self.parts.append("\n\n" + ("#" * HEADING[tag] + " " if self.markdown_headings else ""))
             if tag == "h1" and self.first_h1 is None:
                 self.first_h1, self.in_h1 = [], True
+        elif tag == "dd" and self.term_end is not None:
+            self._introduce_definition()
+            self._block_break(tag)
+        elif tag == "li" and not self.pre:
+            self._block_break(tag)
+            n = self.lists[-1] if self.lists else None
+            self.parts.append(f"{n}. " if n is not None else "- ")  # Markdown's list items: one quotable unit each
+            self.at_marker = True
+            if n is not None:
+                self.lists[-1] = n + 1
         elif tag == "img":
             alt = dict(attrs).get("alt")
             if alt:
@@ -91,8 +114,23 @@ class _Extractor(HTMLParser):
             return
         if tag == "pre":
             self.pre = max(0, self.pre - 1)
+        if tag in ("ul", "ol") and self.lists:
+            self.lists.pop()
+        if tag == "li" and self.at_marker:  # an item with no visible text: no marker either
+            self.parts.pop()
+            self.at_marker = False
         if tag == "a":
-            self.in_link = False
+            if self.link_start is not None and not self.pre:
+                text = "".join(self.parts[self.link_start :])
+                if text.strip() and "\n" not in text and not _WORD.search(text):  # a permalink "¶", a "↩": a marker
+                    del self.parts[self.link_start :]
+            self.in_link, self.link_start = False, None
+        if tag == "dd" and self.colon:
+            self._end_line()
+            self._end_definition()
+        if tag == "dt" and not self.pre:
+            self._end_line()
+            self.term_end = len(self.parts) if self.parts and self.parts[-1].strip(_DROPPED + " \n") else None  # None: no term
         if tag in HEADING:
             self.parts.append("\n\n")
             self.line_start, self.line_text, self.line_link = len(self.parts), 0, 0  # a heading is kept, links or not
@@ -113,10 +151,32 @@ class _Extractor(HTMLParser):
         if self.drop_links and self.line_text and self.line_link == self.line_text:
             if not _CODE.search("".join(self.parts[self.line_start :])):  # a list of identifiers is reference content
                 del self.parts[self.line_start :]
+                self.parts.append(_DROPPED)  # where text was: a header left over it heads nothing (drop_empty_headings)
         self.line_start, self.line_text, self.line_link = len(self.parts), 0, 0
+
+    def _introduce_definition(self) -> None:
+        """A term ends with a colon where its definition follows ("origin: The default upstream
+        repository."), as a glossary in plain text writes it: a quote of the definition then names its term."""
+        i, self.term_end = self.term_end, None
+        if "".join(self.parts[i:]).replace(_DROPPED, "").strip():  # text came between the term and the definition
+            return
+        term = self.parts[i - 1].rstrip()
+        if term and term[-1] not in ".:;,?!":
+            self.parts[i - 1] = term + ":"
+            self.colon = (i - 1, len(self.parts))
+
+    def _end_definition(self) -> None:
+        """No colon after a term whose definition left no text (a type name that was only a link)."""
+        at, start = self.colon
+        self.colon = None
+        if not "".join(self.parts[start:]).replace(_DROPPED, "").strip():
+            self.parts[at] = self.parts[at][:-1]
 
     def _block_break(self, tag):
         """The whitespace a paragraph, line or cell tag stands for, where it opens and where it closes."""
+        if self.at_marker and tag not in ("li", "ul", "ol"):  # <li><p>text: the text stays on the marker's line
+            return
+        self.at_marker = False
         if tag in PARAGRAPH or tag in LINE:
             self._end_line()
         if tag in PARAGRAPH:
@@ -135,19 +195,28 @@ class _Extractor(HTMLParser):
             return
         if self.in_h1:
             self.first_h1.append(data)
-        if self.pre:
+        if self.pre:  # code: a line "# comment" must not become a Markdown header (4 spaces: code, not a header)
+            at_line_start = not self.parts or self.parts[-1].endswith("\n")
+            data = _PRE_HEADER.sub(r"\1    \2", data)
+            if at_line_start:
+                data = _PRE_HEADER_FIRST.sub(r"    \1", data)
             self.parts.append(data)
             return
         self._count(data)
         data = _SPACES.sub(" ", data)
-        if not self.parts or self.parts[-1].endswith("\n"):
+        if not self.parts or self.parts[-1].endswith("\n") or self.at_marker:
             data = data.lstrip(" ")
         if data:
             self.parts.append(data)
+            self.at_marker = False
 
 
+_DROPPED = "\x00"  # marks where the extractor dropped a line; removed before the text is returned
 _WORD = re.compile(r"\w")
-_CODE = re.compile(r"\w_\w|\w\(|\w\.\w|\w::\w")  # snake_case, a call, a dotted or C++ name
+_CODE = re.compile(r"\w_\w|\w\(|[A-Za-z_]\w*\.[A-Za-z_]|\w::\w")  # snake_case, a call, a dotted (not a version: 8.1.x) or C++ name
+_PRE_HEADER = re.compile(r"(\n) {0,3}(#{1,6}[ \t])")  # a line of code that would read as a Markdown header
+_PRE_HEADER_FIRST = re.compile(r"^ {0,3}(#{1,6}[ \t])")
+_HEADER_LINE = re.compile(r"^(#{1,6}) .*$", re.M)
 _SPACES = re.compile(r"[ \t\r\n\f\v\u00a0]+")
 _TRAILING = re.compile(r"[ \t]+\n")
 _BLANKS = re.compile(r"\n{3,}")
@@ -162,8 +231,41 @@ def html_to_text(html: str, markdown_headings: bool = True, drop_links: bool = T
     text = "".join(parser.parts)
     text = _TRAILING.sub("\n", text)
     text = _BLANKS.sub("\n\n", text).strip()
+    if markdown_headings:
+        text = drop_empty_headings(text)
+    text = _BLANKS.sub("\n\n", _TRAILING.sub("\n", text.replace(_DROPPED, ""))).strip()
     title = " ".join("".join(parser.title).split()) or " ".join("".join(parser.first_h1 or []).split())
     return text, title
+
+
+def drop_empty_headings(text: str) -> str:
+    """Without the headers whose text was all dropped (``_DROPPED``): a sidebar's "### Navigation"
+    once its links are gone, when one of the same or a higher rank or the end of the page follows.
+    A header that had no text in the page ("## SQLite C Interface" above "## Set A Busy Timeout")
+    stays, as does one above a deeper header that stays ("## Part", then "### Chapter").
+
+    >>> drop_empty_headings("### Navigation\\n\\x00\\n# Options\\n\\nText.\\n\\n### Contents\\n\\x00\\n### Navigation\\n\\x00")
+    '# Options\\n\\nText.\\n\\n'
+    """
+    heads = list(_HEADER_LINE.finditer(text))  # the extractor's own headers: its code lines are indented
+    cut, after, next_cut = [], 0, False  # after: the rank of the kept header that directly follows (0: the end)
+    for i in range(len(heads) - 1, -1, -1):
+        m = heads[i]
+        end = heads[i + 1].start() if i + 1 < len(heads) else len(text)
+        body = text[m.end() : end]
+        emptied = _DROPPED in body or next_cut  # its own lines, or the headers under it, were dropped
+        if emptied and not body.replace(_DROPPED, "").strip() and after <= level_of(m):
+            cut.append((m.start(), end))
+            next_cut = True
+            continue
+        after, next_cut = level_of(m), False
+    for a, b in cut:  # from the end of the text: earlier offsets stay valid
+        text = text[:a] + text[b:]
+    return text
+
+
+def level_of(header: re.Match) -> int:
+    return len(header.group(1))
 
 
 class HTMLOptions(Options):
@@ -175,7 +277,7 @@ class HTMLLoader(Loader):
     """Web pages: visible text only, no scripts or styles, with the page title."""
 
     name = "html"
-    revision: ClassVar[int] = 2  # 2: lines of links dropped (2026-12-03); a new revision ingests unchanged pages again
+    revision: ClassVar[int] = 3  # 2: lines of links dropped; 3: markers, empty headers, list items, terms (2026-12-03). A new revision re-reads pages
     extensions = (".html", ".htm", ".xhtml", ".shtml")
     Options = HTMLOptions
 
