@@ -229,8 +229,6 @@ def html_to_text(html: str, markdown_headings: bool = True, drop_links: bool = T
     parser.close()
     parser._end_line()
     text = "".join(parser.parts)
-    text = _TRAILING.sub("\n", text)
-    text = _BLANKS.sub("\n\n", text).strip()
     if markdown_headings:
         text = drop_empty_headings(text)
     text = _BLANKS.sub("\n\n", _TRAILING.sub("\n", text.replace(_DROPPED, ""))).strip()
@@ -254,18 +252,15 @@ def drop_empty_headings(text: str) -> str:
         end = heads[i + 1].start() if i + 1 < len(heads) else len(text)
         body = text[m.end() : end]
         emptied = _DROPPED in body or next_cut  # its own lines, or the headers under it, were dropped
-        if emptied and not body.replace(_DROPPED, "").strip() and after <= level_of(m):
+        level = len(m.group(1))
+        if emptied and not body.replace(_DROPPED, "").strip() and after <= level:
             cut.append((m.start(), end))
             next_cut = True
             continue
-        after, next_cut = level_of(m), False
+        after, next_cut = level, False
     for a, b in cut:  # from the end of the text: earlier offsets stay valid
         text = text[:a] + text[b:]
     return text
-
-
-def level_of(header: re.Match) -> int:
-    return len(header.group(1))
 
 
 class HTMLOptions(Options):
